@@ -1,0 +1,387 @@
+//! Validation of benefit definitions and carts: the cross-field rules that
+//! the strict deserializers of [`crate::model`] cannot express.
+//!
+//! Every problem is reported with the path of the offending field
+//! (`benefits[2].limits[0].period`) so that a provider fixing a rule file or
+//! a POS developer fixing a request knows exactly where to look. All
+//! problems are collected, not just the first.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use crate::model::{Benefit, CartLine, Discount};
+use crate::money::{Money, MONEY_MAX};
+
+/// Most units one cart may hold; a canteen tray or a bus ticket is far below.
+pub const CART_UNITS_MAX: u32 = 10_000;
+/// Most lines one cart may hold.
+pub const CART_LINES_MAX: usize = 200;
+/// Longest identifier (benefit, provider, group, category, sku) accepted.
+pub const ID_LEN_MAX: usize = 128;
+
+/// One problem found in an input, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// All problems of an input, in the order found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (idx, problem) in self.0.iter().enumerate() {
+            if idx > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{problem}")?;
+        }
+        Ok(())
+    }
+}
+
+struct Collector {
+    problems: Vec<Problem>,
+}
+
+impl Collector {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+    fn finish(self) -> Result<(), Problems> {
+        if self.problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Problems(self.problems))
+        }
+    }
+}
+
+/// `true` for identifiers we accept: 1..=128 printable ASCII characters
+/// without spaces. Ids travel in URLs, CSV files and signed records, so
+/// they are kept boring.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= ID_LEN_MAX && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Checks a list of benefits: each on its own, and that ids are unique.
+pub fn benefits(list: &[Benefit]) -> Result<(), Problems> {
+    let mut out = Collector {
+        problems: Vec::new(),
+    };
+    let mut seen = HashSet::new();
+    for (idx, benefit) in list.iter().enumerate() {
+        let path = format!("benefits[{idx}]");
+        check_benefit(&mut out, &path, benefit);
+        if !seen.insert(benefit.id.as_str()) {
+            out.push(
+                format!("{path}.id"),
+                format!("duplicate benefit id {:?}", benefit.id),
+            );
+        }
+    }
+    out.finish()
+}
+
+/// Checks one benefit; paths start at `path`.
+pub fn benefit(path: &str, benefit: &Benefit) -> Result<(), Problems> {
+    let mut out = Collector {
+        problems: Vec::new(),
+    };
+    check_benefit(&mut out, path, benefit);
+    out.finish()
+}
+
+fn check_benefit(out: &mut Collector, path: &str, benefit: &Benefit) {
+    if !is_valid_id(&benefit.id) {
+        out.push(
+            format!("{path}.id"),
+            "must be 1-128 printable characters without spaces",
+        );
+    }
+    if !is_valid_id(&benefit.provider) {
+        out.push(
+            format!("{path}.provider"),
+            "must be 1-128 printable characters without spaces",
+        );
+    }
+    if benefit.categories.is_empty() {
+        out.push(
+            format!("{path}.categories"),
+            "must name at least one category",
+        );
+    }
+    for (idx, category) in benefit.categories.iter().enumerate() {
+        if !is_valid_category(category) {
+            out.push(
+                format!("{path}.categories[{idx}]"),
+                format!(
+                    "{category:?} is not a category (dot-separated words, e.g. \"meal.lunch\")"
+                ),
+            );
+        }
+    }
+    for (idx, group) in benefit.groups.iter().enumerate() {
+        if !is_valid_id(group) {
+            out.push(
+                format!("{path}.groups[{idx}]"),
+                "must be 1-128 printable characters",
+            );
+        }
+    }
+    match benefit.discount {
+        Discount::Percent(percent) => {
+            if !percent.is_in_range() {
+                out.push(
+                    format!("{path}.discount.percent"),
+                    format!("{percent} is outside 0..=100"),
+                );
+            }
+        }
+        Discount::Amount(amount) => check_money(out, &format!("{path}.discount.amount"), amount),
+        Discount::FixedPrice(price) => {
+            check_money(out, &format!("{path}.discount.fixed_price"), price)
+        }
+    }
+    if let Some(cap) = benefit.max_per_transaction {
+        check_money(out, &format!("{path}.max_per_transaction"), cap);
+    }
+    for (idx, limit) in benefit.limits.iter().enumerate() {
+        let limit_path = format!("{path}.limits[{idx}]");
+        match (limit.max_count, limit.max_amount) {
+            (Some(_), Some(_)) => out.push(
+                limit_path,
+                "give either max_count or max_amount, not both (use two limits)",
+            ),
+            (None, None) => out.push(limit_path, "give max_count or max_amount"),
+            (None, Some(amount)) => check_money(out, &format!("{limit_path}.max_amount"), amount),
+            (Some(_), None) => {}
+        }
+    }
+    if let Some(weekdays) = &benefit.weekdays {
+        if weekdays.is_empty() {
+            out.push(
+                format!("{path}.weekdays"),
+                "is empty: the benefit would never apply",
+            );
+        }
+        for (idx, day) in weekdays.iter().enumerate() {
+            if !(1..=7).contains(day) {
+                out.push(
+                    format!("{path}.weekdays[{idx}]"),
+                    format!("{day} is not an ISO weekday (1 = Monday .. 7 = Sunday)"),
+                );
+            }
+        }
+    }
+    if let (Some(from), Some(to)) = (benefit.valid_from, benefit.valid_to) {
+        if from > to {
+            out.push(
+                format!("{path}.valid_from"),
+                format!("{from} is after valid_to {to}"),
+            );
+        }
+    }
+    for (language, label) in &benefit.label {
+        if label.is_empty() || label.len() > 200 {
+            out.push(format!("{path}.label.{language}"), "must be 1-200 bytes");
+        }
+    }
+}
+
+fn check_money(out: &mut Collector, path: &str, amount: Money) {
+    if amount.is_negative() {
+        out.push(path, format!("{amount} is negative"));
+    }
+}
+
+/// A category is dot-separated non-empty words of `[a-z0-9_-]`.
+pub fn is_valid_category(category: &str) -> bool {
+    !category.is_empty()
+        && category.len() <= ID_LEN_MAX
+        && category.split('.').all(|word| {
+            !word.is_empty()
+                && word
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        })
+}
+
+/// Checks a cart as sent by POS software or a validator.
+pub fn cart(lines: &[CartLine]) -> Result<(), Problems> {
+    let mut out = Collector {
+        problems: Vec::new(),
+    };
+    if lines.is_empty() {
+        out.push("cart", "is empty");
+    }
+    if lines.len() > CART_LINES_MAX {
+        out.push(
+            "cart",
+            format!("has {} lines, at most {CART_LINES_MAX}", lines.len()),
+        );
+    }
+    let mut units: u64 = 0;
+    for (idx, line) in lines.iter().enumerate() {
+        let path = format!("cart[{idx}]");
+        if line.sku.is_empty() || line.sku.len() > ID_LEN_MAX {
+            out.push(format!("{path}.sku"), "must be 1-128 characters");
+        }
+        if !is_valid_category(&line.category) {
+            out.push(
+                format!("{path}.category"),
+                format!(
+                    "{:?} is not a category (e.g. \"meal.lunch\")",
+                    line.category
+                ),
+            );
+        }
+        if line.unit_price.is_negative() {
+            out.push(
+                format!("{path}.unit_price"),
+                format!("{} is negative", line.unit_price),
+            );
+        }
+        if line.unit_price.decimal() > MONEY_MAX / rust_decimal::Decimal::from(CART_UNITS_MAX) {
+            out.push(format!("{path}.unit_price"), "is too large for one unit");
+        }
+        if line.qty == 0 {
+            out.push(format!("{path}.qty"), "must be at least 1");
+        }
+        units += u64::from(line.qty);
+    }
+    if units > u64::from(CART_UNITS_MAX) {
+        out.push(
+            "cart",
+            format!("has {units} units, at most {CART_UNITS_MAX}"),
+        );
+    }
+    out.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Benefit {
+        serde_json::from_str(json).expect("benefit json")
+    }
+
+    fn problems_of(list: &[Benefit]) -> Vec<String> {
+        match benefits(list) {
+            Ok(()) => Vec::new(),
+            Err(Problems(problems)) => problems.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    const OK: &str =
+        r#"{"id":"a","provider":"riga","categories":["meal"],"discount":{"percent":"100"}}"#;
+
+    #[test]
+    fn a_plain_benefit_is_valid() {
+        assert!(problems_of(&[parse(OK)]).is_empty());
+    }
+
+    #[test]
+    fn each_rule_is_reported_with_its_path() {
+        let bad = parse(
+            r#"{"id":"a","provider":"riga","categories":[],"discount":{"percent":"101"},
+                "limits":[{"period":"day"},{"period":"month","max_count":1,"max_amount":"1"}],
+                "weekdays":[0,8],"valid_from":"2026-02-01","valid_to":"2026-01-01"}"#,
+        );
+        let problems = problems_of(&[bad, parse(OK), parse(OK)]);
+        let expected = [
+            "benefits[0].categories: must name at least one category",
+            "benefits[0].discount.percent: 101 is outside 0..=100",
+            "benefits[0].limits[0]: give max_count or max_amount",
+            "benefits[0].limits[1]: give either max_count or max_amount, not both (use two limits)",
+            "benefits[0].weekdays[0]: 0 is not an ISO weekday (1 = Monday .. 7 = Sunday)",
+            "benefits[0].weekdays[1]: 8 is not an ISO weekday (1 = Monday .. 7 = Sunday)",
+            "benefits[0].valid_from: 2026-02-01 is after valid_to 2026-01-01",
+            "benefits[1].id: duplicate benefit id \"a\"",
+            "benefits[2].id: duplicate benefit id \"a\"",
+        ];
+        assert_eq!(problems, expected);
+    }
+
+    #[test]
+    fn decoding_errors_name_the_field() {
+        let cases = [
+            (
+                r#"{"id":"a","provider":"p","categories":["m"],"discount":{"percent":"1","amount":"1"}}"#,
+                "discount",
+                "more than one discount kind",
+            ),
+            (
+                r#"{"id":"a","provider":"p","categories":["m"],"discount":{}}"#,
+                "discount",
+                "no discount kind",
+            ),
+            (
+                r#"{"id":"a","provider":"p","categories":["m"],"discount":{"amount":"1.005"}}"#,
+                "discount.amount",
+                "more than 2 decimal places",
+            ),
+            (
+                r#"{"id":"a","provider":"p","categories":["m"],"discount":{"amount":1.5}}"#,
+                "discount.amount",
+                "JSON number",
+            ),
+            (
+                r#"{"id":"a","provider":"p","categories":["m"],"discount":{"amount":"1"},"limits":[{"period":"fortnight","max_count":1}]}"#,
+                "limits[0].period",
+                "unknown variant `fortnight`",
+            ),
+            (
+                r#"{"id":"a","provider":"p","categories":["m"],"discount":{"amount":"1"},"time_zone":"Mars/Olympus"}"#,
+                "time_zone",
+                "unknown time zone",
+            ),
+            (
+                r#"{"id":"a","provider":"p","categories":["m"],"discount":{"amount":"1"},"max_per_transaction":""}"#,
+                "max_per_transaction",
+                "empty string",
+            ),
+        ];
+        for (json, path, message) in cases {
+            let mut de = serde_json::Deserializer::from_str(json);
+            let err = serde_path_to_error::deserialize::<_, Benefit>(&mut de).expect_err(json);
+            assert_eq!(err.path().to_string(), path, "{json}");
+            assert!(err.inner().to_string().contains(message), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn cart_problems_name_the_line() {
+        let lines: Vec<CartLine> = serde_json::from_str(
+            r#"[{"sku":"","category":"Meal","unit_price":"1","qty":0},
+                {"sku":"x","category":"meal..x","unit_price":"-1","qty":1}]"#,
+        )
+        .expect("cart json");
+        let problems: Vec<String> = match cart(&lines) {
+            Ok(()) => Vec::new(),
+            Err(Problems(problems)) => problems.iter().map(ToString::to_string).collect(),
+        };
+        assert_eq!(
+            problems,
+            [
+                "cart[0].sku: must be 1-128 characters",
+                "cart[0].category: \"Meal\" is not a category (e.g. \"meal.lunch\")",
+                "cart[0].qty: must be at least 1",
+                "cart[1].category: \"meal..x\" is not a category (e.g. \"meal.lunch\")",
+                "cart[1].unit_price: -1.00 is negative",
+            ]
+        );
+    }
+}

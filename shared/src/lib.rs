@@ -35,3 +35,4 @@ pub mod money;
 pub mod rules;
 pub mod time;
 pub mod validate;
+pub mod wire;

@@ -1,0 +1,300 @@
+//! The packet: a signed, contiguous run of one terminal's records, the unit
+//! of upload from terminal to central.
+//!
+//! On the wire `{"body": PacketBody, "sig": Signature}`; `id = SHA-256(canonical(body))`.
+//! The agent stores a packet's bytes in its outbox and resends the same
+//! bytes, so a resend has the same id; central also deduplicates per record
+//! (terminal, seq, hash), so even a repacked run changes nothing.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::canonical;
+use super::error::{WireError, WireErrorKind};
+use super::keys::{Hash, PublicKey, Signature, SigningKey};
+use super::record::SignedRecord;
+
+pub const PACKET_VERSION: u32 = 1;
+/// Most records in one packet; bounds memory and request size on both sides.
+pub const PACKET_RECORDS_MAX: usize = 1_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PacketBody {
+    pub created_at: Timestamp,
+    pub first_seq: u64,
+    /// Hash of the last record.
+    pub head: Hash,
+    pub last_seq: u64,
+    /// `prev` of the first record: the hash of record `first_seq − 1`.
+    pub prev: Hash,
+    pub records: Vec<SignedRecord>,
+    pub terminal: String,
+    #[serde(rename = "type")]
+    pub packet_type: PacketType,
+    pub v: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PacketType {
+    Packet,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packet {
+    pub body: PacketBody,
+    pub sig: Signature,
+    canonical_body: Vec<u8>,
+    id: Hash,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PacketWire<B> {
+    body: B,
+    sig: Signature,
+}
+
+impl Packet {
+    /// Packs a non-empty contiguous run of records and signs it.
+    pub fn build(
+        terminal: &str,
+        records: Vec<SignedRecord>,
+        created_at: Timestamp,
+        key: &SigningKey,
+    ) -> Result<Packet, WireError> {
+        let (Some(first), Some(last)) = (records.first(), records.last()) else {
+            return Err(WireError::new(
+                "records",
+                WireErrorKind::Invalid("a packet needs at least one record".into()),
+            ));
+        };
+        if records.len() > PACKET_RECORDS_MAX {
+            return Err(WireError::new(
+                "records",
+                WireErrorKind::TooLarge(format!(
+                    "{} records, at most {PACKET_RECORDS_MAX}",
+                    records.len()
+                )),
+            ));
+        }
+        let body = PacketBody {
+            created_at,
+            first_seq: first.body.seq,
+            head: last.hash(),
+            last_seq: last.body.seq,
+            prev: first.body.prev,
+            terminal: terminal.to_owned(),
+            packet_type: PacketType::Packet,
+            v: PACKET_VERSION,
+            records,
+        };
+        let canonical_body = Packet::encode_body(&body)?;
+        let sig = key.sign(&canonical_body);
+        let id = Hash::of(&canonical_body);
+        Ok(Packet {
+            body,
+            sig,
+            canonical_body,
+            id,
+        })
+    }
+
+    /// Canonical body bytes, reusing each record's canonical bytes.
+    fn encode_body(body: &PacketBody) -> Result<Vec<u8>, WireError> {
+        // The `records` member is spliced in from the records' own canonical
+        // bytes rather than re-encoded; keys stay in sorted order.
+        let mut out = Vec::with_capacity(
+            256 + body
+                .records
+                .iter()
+                .map(|r| r.canonical_body().len() + 100)
+                .sum::<usize>(),
+        );
+        out.extend_from_slice(b"{\"created_at\":");
+        out.extend_from_slice(&canonical::to_vec(&body.created_at)?);
+        out.extend_from_slice(
+            format!(
+                ",\"first_seq\":{},\"head\":\"{}\",\"last_seq\":{},\"prev\":\"{}\",\"records\":[",
+                body.first_seq, body.head, body.last_seq, body.prev
+            )
+            .as_bytes(),
+        );
+        for (idx, record) in body.records.iter().enumerate() {
+            if idx > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&record.to_json());
+        }
+        out.extend_from_slice(b"],\"terminal\":");
+        out.extend_from_slice(&canonical::to_vec(&body.terminal)?);
+        out.extend_from_slice(format!(",\"type\":\"packet\",\"v\":{}}}", body.v).as_bytes());
+        Ok(out)
+    }
+
+    /// SHA-256 of the canonical body: the same packet always has the same id.
+    pub fn id(&self) -> Hash {
+        self.id
+    }
+
+    pub fn canonical_body(&self) -> &[u8] {
+        &self.canonical_body
+    }
+
+    pub fn verify_signature(&self, key: &PublicKey) -> Result<(), WireError> {
+        key.verify(&self.canonical_body, &self.sig)
+            .map_err(|_| WireError::new("sig", WireErrorKind::BadSignature))
+    }
+
+    /// `{"body":…,"sig":"…"}` in canonical JSON.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.canonical_body.len() + 110);
+        out.extend_from_slice(b"{\"body\":");
+        out.extend_from_slice(&self.canonical_body);
+        out.extend_from_slice(b",\"sig\":\"");
+        out.extend_from_slice(self.sig.to_base64().as_bytes());
+        out.extend_from_slice(b"\"}");
+        out
+    }
+
+    /// Decodes a packet: well-formed, canonical, consistent header
+    /// (first/last seq, prev, head, terminal of every record, contiguous
+    /// seqs). Does not check signatures; see [`super::chain`].
+    pub fn from_json(bytes: &[u8]) -> Result<Packet, WireError> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let wire: PacketWire<serde_json::Value> = serde_path_to_error::deserialize(&mut de)
+            .map_err(|err| {
+                WireError::new(
+                    err.path().to_string(),
+                    WireErrorKind::Malformed(err.inner().to_string()),
+                )
+            })?;
+        de.end()
+            .map_err(|err| WireError::new("", WireErrorKind::Malformed(err.to_string())))?;
+        let signed_bytes = canonical::value_to_vec(&wire.body)
+            .map_err(|err| WireError::new(format!("body.{}", err.at), err.kind))?;
+        let serde_json::Value::Object(mut map) = wire.body else {
+            return Err(WireError::new(
+                "body",
+                WireErrorKind::Malformed("expected an object".into()),
+            ));
+        };
+        let records_value = map.remove("records").unwrap_or(serde_json::Value::Null);
+        let serde_json::Value::Array(record_values) = records_value else {
+            return Err(WireError::new(
+                "body.records",
+                WireErrorKind::Malformed("expected an array".into()),
+            ));
+        };
+        if record_values.len() > PACKET_RECORDS_MAX {
+            return Err(WireError::new(
+                "body.records",
+                WireErrorKind::TooLarge(format!(
+                    "{} records, at most {PACKET_RECORDS_MAX}",
+                    record_values.len()
+                )),
+            ));
+        }
+        let mut records = Vec::with_capacity(record_values.len());
+        for (idx, value) in record_values.into_iter().enumerate() {
+            let at = format!("body.records[{idx}]");
+            let record_wire: PacketWire<serde_json::Value> =
+                serde_path_to_error::deserialize(value).map_err(|err| {
+                    WireError::new(
+                        format!("{at}.{}", err.path()),
+                        WireErrorKind::Malformed(err.inner().to_string()),
+                    )
+                })?;
+            records.push(SignedRecord::from_parts(
+                record_wire.body,
+                record_wire.sig,
+                &format!("{at}.body"),
+            )?);
+        }
+        map.insert("records".into(), serde_json::Value::Array(Vec::new()));
+        let mut header: PacketBody =
+            serde_path_to_error::deserialize(serde_json::Value::Object(map)).map_err(|err| {
+                WireError::new(
+                    format!("body.{}", err.path()),
+                    WireErrorKind::Malformed(err.inner().to_string()),
+                )
+            })?;
+        if header.v != PACKET_VERSION {
+            return Err(WireError::new(
+                "body.v",
+                WireErrorKind::UnsupportedVersion(u64::from(header.v)),
+            ));
+        }
+        header.records = records;
+        check_header(&header)?;
+        let canonical_body = Packet::encode_body(&header)?;
+        if canonical_body != signed_bytes {
+            return Err(WireError::new("body", WireErrorKind::NotCanonical));
+        }
+        let id = Hash::of(&canonical_body);
+        Ok(Packet {
+            body: header,
+            sig: wire.sig,
+            canonical_body,
+            id,
+        })
+    }
+}
+
+fn check_header(body: &PacketBody) -> Result<(), WireError> {
+    let invalid =
+        |at: &str, message: String| Err(WireError::new(at, WireErrorKind::Invalid(message)));
+    let (Some(first), Some(last)) = (body.records.first(), body.records.last()) else {
+        return invalid("body.records", "a packet needs at least one record".into());
+    };
+    if body.first_seq != first.body.seq {
+        return invalid(
+            "body.first_seq",
+            format!(
+                "{} but the first record has seq {}",
+                body.first_seq, first.body.seq
+            ),
+        );
+    }
+    if body.last_seq != last.body.seq {
+        return invalid(
+            "body.last_seq",
+            format!(
+                "{} but the last record has seq {}",
+                body.last_seq, last.body.seq
+            ),
+        );
+    }
+    if body.prev != first.body.prev {
+        return invalid("body.prev", "differs from the first record's prev".into());
+    }
+    if body.head != last.hash() {
+        return invalid(
+            "body.head",
+            "differs from the hash of the last record".into(),
+        );
+    }
+    for (idx, record) in body.records.iter().enumerate() {
+        if record.body.terminal != body.terminal {
+            return invalid(
+                &format!("body.records[{idx}].body.terminal"),
+                format!(
+                    "{:?} in a packet of terminal {:?}",
+                    record.body.terminal, body.terminal
+                ),
+            );
+        }
+        let expected = body.first_seq + idx as u64;
+        if record.body.seq != expected {
+            return invalid(
+                &format!("body.records[{idx}].body.seq"),
+                format!(
+                    "{} where {expected} was expected (records must be contiguous)",
+                    record.body.seq
+                ),
+            );
+        }
+    }
+    Ok(())
+}

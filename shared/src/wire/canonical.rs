@@ -7,10 +7,22 @@
 //! `\u00xx` lowercase, everything else literal); numbers are integers only
 //! (money and percentages are strings), so JCS's float formatting never
 //! arises. `serde_json` with its default sorted `Map` produces exactly this.
+//!
+//! Integers are limited to ±(2⁵³ − 1), the range every JSON implementation
+//! (and JCS, which reads numbers as IEEE doubles) represents exactly.
+//!
+//! Decoders parse with [`StrictValue`], which refuses duplicate object keys:
+//! with duplicates, two parsers could disagree on what was signed.
 
-use serde::Serialize;
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
 
 use super::error::{WireError, WireErrorKind};
+
+/// The largest integer magnitude allowed in signed JSON: 2⁵³ − 1.
+pub const INTEGER_MAX: u64 = (1 << 53) - 1;
 
 /// Canonical bytes of any serializable value.
 pub fn to_vec<T: Serialize>(value: &T) -> Result<Vec<u8>, WireError> {
@@ -37,6 +49,20 @@ fn check_no_floats(value: &serde_json::Value, path: &mut String) -> Result<(), W
                 WireErrorKind::Malformed("a non-integer number (money must be a string)".into()),
             ))
         }
+        serde_json::Value::Number(number)
+            if number
+                .as_i64()
+                .map(i64::unsigned_abs)
+                .or(number.as_u64())
+                .is_some_and(|magnitude| magnitude > INTEGER_MAX) =>
+        {
+            Err(WireError::new(
+                path.clone(),
+                WireErrorKind::Malformed(format!(
+                    "integer {number} is outside ±(2^53 − 1), the range JSON represents exactly"
+                )),
+            ))
+        }
         serde_json::Value::Array(items) => {
             for (idx, item) in items.iter().enumerate() {
                 let len = path.len();
@@ -61,3 +87,104 @@ fn check_no_floats(value: &serde_json::Value, path: &mut String) -> Result<(), W
         _ => Ok(()),
     }
 }
+
+/// Parses JSON text into a value, refusing duplicate keys, trailing data and
+/// nesting deeper than 128 levels; errors name the path and the position.
+pub fn parse(bytes: &[u8]) -> Result<serde_json::Value, WireError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize::<_, StrictValue>(&mut de)
+        .map_err(|err| WireError::new(err.path().to_string(), malformed(err.inner())))?;
+    de.end()
+        .map_err(|err| WireError::new("", WireErrorKind::Malformed(err.to_string())))?;
+    Ok(value.0)
+}
+
+fn malformed(err: &serde_json::Error) -> WireErrorKind {
+    WireErrorKind::Malformed(err.to_string())
+}
+
+/// A JSON value that refuses duplicate object keys when deserialized.
+/// Otherwise the same as [`serde_json::Value`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StrictValue(pub serde_json::Value);
+
+impl<'de> Deserialize<'de> for StrictValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<StrictValue, D::Error> {
+        deserializer.deserialize_any(StrictVisitor).map(StrictValue)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, value: bool) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::Bool(value))
+    }
+    fn visit_i64<E>(self, value: i64) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::from(value))
+    }
+    fn visit_u64<E>(self, value: u64) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::from(value))
+    }
+    fn visit_f64<E>(self, value: f64) -> Result<serde_json::Value, E> {
+        // Kept (not refused here) so that the float check can name its path.
+        Ok(serde_json::Number::from_f64(value)
+            .map_or(serde_json::Value::Null, serde_json::Value::Number))
+    }
+    fn visit_str<E>(self, value: &str) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::String(value.to_owned()))
+    }
+    fn visit_string<E>(self, value: String) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::String(value))
+    }
+    fn visit_unit<E>(self) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<serde_json::Value, D::Error> {
+        deserializer.deserialize_any(StrictVisitor)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<serde_json::Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(item) = seq.next_element_seed(StrictSeed)? {
+            items.push(item);
+        }
+        Ok(serde_json::Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<serde_json::Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!("duplicate key {key:?}")));
+            }
+            let value = map.next_value_seed(StrictSeed)?;
+            out.insert(key, value);
+        }
+        Ok(serde_json::Value::Object(out))
+    }
+}
+
+struct StrictSeed;
+
+impl<'de> DeserializeSeed<'de> for StrictSeed {
+    type Value = serde_json::Value;
+    fn deserialize<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<serde_json::Value, D::Error> {
+        deserializer.deserialize_any(StrictVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests;

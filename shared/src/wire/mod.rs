@@ -11,6 +11,7 @@
 //! - [`qr`]: short-lived signed QR / phone tokens, verifiable offline.
 //! - [`credential`]: keyed hashes of credentials (no raw card numbers on terminals).
 //! - [`auth`]: signed HTTP requests from terminals.
+//! - [`vectors`]: the inputs of the published test vectors (test keys only).
 //!
 //! **API boundary**: agent and central ship separately, and other vendors'
 //! terminals speak these formats. Every change is versioned (`v` field).
@@ -24,6 +25,7 @@ pub mod packet;
 pub mod qr;
 pub mod record;
 pub mod snapshot;
+pub mod vectors;
 
 mod error;
-pub use error::WireError;
+pub use error::{WireError, WireErrorKind};

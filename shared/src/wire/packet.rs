@@ -9,7 +9,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::canonical;
+use super::canonical::{self, StrictValue};
 use super::error::{WireError, WireErrorKind};
 use super::keys::{Hash, PublicKey, Signature, SigningKey};
 use super::record::SignedRecord;
@@ -90,6 +90,7 @@ impl Packet {
             v: PACKET_VERSION,
             records,
         };
+        check_header(&body)?;
         let canonical_body = Packet::encode_body(&body)?;
         let sig = key.sign(&canonical_body);
         let id = Hash::of(&canonical_body);
@@ -163,8 +164,8 @@ impl Packet {
     /// seqs). Does not check signatures; see [`super::chain`].
     pub fn from_json(bytes: &[u8]) -> Result<Packet, WireError> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
-        let wire: PacketWire<serde_json::Value> = serde_path_to_error::deserialize(&mut de)
-            .map_err(|err| {
+        let wire: PacketWire<StrictValue> =
+            serde_path_to_error::deserialize(&mut de).map_err(|err| {
                 WireError::new(
                     err.path().to_string(),
                     WireErrorKind::Malformed(err.inner().to_string()),
@@ -172,9 +173,24 @@ impl Packet {
             })?;
         de.end()
             .map_err(|err| WireError::new("", WireErrorKind::Malformed(err.to_string())))?;
-        let signed_bytes = canonical::value_to_vec(&wire.body)
-            .map_err(|err| WireError::new(format!("body.{}", err.at), err.kind))?;
-        let serde_json::Value::Object(mut map) = wire.body else {
+        let body = wire.body.0;
+        let signed_bytes = canonical::value_to_vec(&body).map_err(|err| {
+            let at = if err.at.is_empty() {
+                "body".to_owned()
+            } else {
+                format!("body.{}", err.at)
+            };
+            WireError::new(at, err.kind)
+        })?;
+        if let Some(version) = body.get("v").and_then(serde_json::Value::as_u64) {
+            if version != u64::from(PACKET_VERSION) {
+                return Err(WireError::new(
+                    "body.v",
+                    WireErrorKind::UnsupportedVersion(version),
+                ));
+            }
+        }
+        let serde_json::Value::Object(mut map) = body else {
             return Err(WireError::new(
                 "body",
                 WireErrorKind::Malformed("expected an object".into()),

@@ -14,7 +14,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::canonical;
+use super::canonical::{self, StrictValue};
 use super::error::{WireError, WireErrorKind};
 use super::keys::{Hash, PublicKey, Signature, SigningKey};
 use crate::model::{CartLine, Grant, HistoryEntry, Quote};
@@ -154,8 +154,11 @@ struct SignedRecordWire<B> {
 }
 
 impl SignedRecord {
-    /// Signs a body with the terminal's key.
+    /// Signs a body with the terminal's key. Refuses a body that
+    /// [`from_json`](Self::from_json) would refuse, so that a terminal never
+    /// commits a record central cannot read.
     pub fn sign(body: RecordBody, key: &SigningKey) -> Result<SignedRecord, WireError> {
+        check_body(&body)?;
         let canonical_body = canonical::to_vec(&body)?;
         let sig = key.sign(&canonical_body);
         let hash = Hash::of(&canonical_body);
@@ -201,16 +204,16 @@ impl SignedRecord {
     /// that is not in canonical form. Does not check the signature.
     pub fn from_json(bytes: &[u8]) -> Result<SignedRecord, WireError> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
-        let wire: SignedRecordWire<serde_json::Value> = serde_path_to_error::deserialize(&mut de)
+        let wire: SignedRecordWire<StrictValue> = serde_path_to_error::deserialize(&mut de)
             .map_err(|err| {
-            WireError::new(
-                err.path().to_string(),
-                WireErrorKind::Malformed(err.inner().to_string()),
-            )
-        })?;
+                WireError::new(
+                    err.path().to_string(),
+                    WireErrorKind::Malformed(err.inner().to_string()),
+                )
+            })?;
         de.end()
             .map_err(|err| WireError::new("", WireErrorKind::Malformed(err.to_string())))?;
-        SignedRecord::from_parts(wire.body, wire.sig, "body")
+        SignedRecord::from_parts(wire.body.0, wire.sig, "body")
     }
 
     /// Builds a record from an already parsed body value (used inside packets).
@@ -221,18 +224,23 @@ impl SignedRecord {
     ) -> Result<SignedRecord, WireError> {
         let signed_bytes = canonical::value_to_vec(&body)
             .map_err(|err| WireError::new(join(at, &err.at), err.kind))?;
+        // The version first, so that a newer record is reported as such and
+        // not as unknown fields.
+        if let Some(version) = body.get("v").and_then(serde_json::Value::as_u64) {
+            if version != u64::from(RECORD_VERSION) {
+                return Err(WireError::new(
+                    join(at, "v"),
+                    WireErrorKind::UnsupportedVersion(version),
+                ));
+            }
+        }
         let parsed: RecordBody = serde_path_to_error::deserialize(body).map_err(|err| {
             WireError::new(
                 join(at, &err.path().to_string()),
                 WireErrorKind::Malformed(err.inner().to_string()),
             )
         })?;
-        if parsed.v != RECORD_VERSION {
-            return Err(WireError::new(
-                join(at, "v"),
-                WireErrorKind::UnsupportedVersion(u64::from(parsed.v)),
-            ));
-        }
+        check_body(&parsed).map_err(|err| WireError::new(join(at, &err.at), err.kind))?;
         let canonical_body = canonical::to_vec(&parsed)?;
         if canonical_body != signed_bytes {
             return Err(WireError::new(at, WireErrorKind::NotCanonical));
@@ -244,6 +252,89 @@ impl SignedRecord {
             canonical_body,
             hash,
         })
+    }
+}
+
+/// Rules on a body beyond its types: the version, identifiers that stay
+/// boring (1–128 printable ASCII characters, no spaces: they travel in URLs,
+/// CSV files and logs), a credential hash in its one form, and `voids`
+/// present exactly on a void, naming an earlier record.
+fn check_body(body: &RecordBody) -> Result<(), WireError> {
+    let invalid =
+        |at: &str, message: String| Err(WireError::new(at, WireErrorKind::Invalid(message)));
+    if body.v != RECORD_VERSION {
+        return Err(WireError::new(
+            "v",
+            WireErrorKind::UnsupportedVersion(u64::from(body.v)),
+        ));
+    }
+    for (at, id) in [
+        ("terminal", &body.terminal),
+        ("merchant", &body.merchant),
+        ("recipient", &body.recipient),
+        ("idempotency_key", &body.idempotency_key),
+    ] {
+        if !crate::validate::is_valid_id(id) {
+            return invalid(
+                at,
+                format!("{id:?} is not 1 to 128 printable ASCII characters without spaces"),
+            );
+        }
+    }
+    let hash = &body.credential.hash;
+    if hash.len() != 64 || !hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return invalid(
+            "credential.hash",
+            format!("{hash:?} is not 64 lowercase hex digits"),
+        );
+    }
+    if body.seq == 0 {
+        return invalid("seq", "sequence numbers start at 1".into());
+    }
+    match (body.kind, body.voids) {
+        (RecordKind::Sale, None) => {}
+        (RecordKind::Sale, Some(_)) => {
+            return invalid("voids", "only a void names a record it voids".into())
+        }
+        (RecordKind::Void, None) => {
+            return invalid(
+                "voids",
+                "a void must name the seq of the sale it cancels".into(),
+            )
+        }
+        (RecordKind::Void, Some(voided)) if voided == 0 || voided >= body.seq => {
+            return invalid(
+                "voids",
+                format!("{voided} is not an earlier record than seq {}", body.seq),
+            )
+        }
+        (RecordKind::Void, Some(_)) => {}
+    }
+    Ok(())
+}
+
+/// The `local_time` text of an instant in a zone: RFC 3339 with the zone's
+/// offset at that instant and the same fraction of a second as `at`
+/// (`2026-03-02T12:05:00+02:00`).
+pub fn local_time_of(at: Timestamp, tz: &jiff::tz::TimeZone) -> String {
+    at.display_with_offset(tz.to_offset(at)).to_string()
+}
+
+impl RecordBody {
+    /// `true` when `local_time` is an RFC 3339 time with a numeric offset
+    /// naming the same instant as `at`. Central flags a record where it is
+    /// not (`bad_local_time`) rather than refusing it: the record is still
+    /// evidence.
+    pub fn local_time_agrees(&self) -> bool {
+        let has_offset = self.local_time.len() > 6 && {
+            let tail = &self.local_time.as_bytes()[self.local_time.len() - 6..];
+            matches!(tail[0], b'+' | b'-') && tail[3] == b':'
+        };
+        has_offset
+            && self
+                .local_time
+                .parse::<Timestamp>()
+                .is_ok_and(|instant| instant == self.at)
     }
 }
 
@@ -267,7 +358,7 @@ impl Serialize for SignedRecord {
 
 impl<'de> Deserialize<'de> for SignedRecord {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<SignedRecord, D::Error> {
-        let wire = SignedRecordWire::<serde_json::Value>::deserialize(deserializer)?;
-        SignedRecord::from_parts(wire.body, wire.sig, "").map_err(serde::de::Error::custom)
+        let wire = SignedRecordWire::<StrictValue>::deserialize(deserializer)?;
+        SignedRecord::from_parts(wire.body.0, wire.sig, "body").map_err(serde::de::Error::custom)
     }
 }

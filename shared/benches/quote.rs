@@ -3,16 +3,18 @@
 //! Run with `cargo bench -p shared --bench quote`. The till: 10 cart lines,
 //! 20 eligible benefits (every one with limits, of all four periods and
 //! both kinds), 1,000 history entries spread over the current month across
-//! those benefits. The baseline only sums the 1,000 history amounts: the
-//! least any engine honouring amount limits must do, so the ratio between
-//! the two stays meaningful on a noisy shared machine.
+//! those benefits. The baseline ("ceiling") only sums the 1,000 history
+//! amounts as `Money`: a fixed, simple workload over the same data that
+//! scales with the machine, so the ratio between the two stays meaningful
+//! on a noisy shared machine or another machine.
 //!
 //! After criterion's own report, a summary line prints both medians (read
 //! back from criterion's `estimates.json`) and their ratio. Goal: the quote's
 //! median at most 20 µs (`docs/performance.md`).
 
 use std::hint::black_box;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use criterion::Criterion;
 use jiff::{SignedDuration, Timestamp};
@@ -174,19 +176,25 @@ fn output_directory() -> PathBuf {
     target.join("criterion")
 }
 
-/// The median point estimate, in nanoseconds, of one benchmark of the last run.
-fn median_nanos(dir: &std::path::Path, group: &str, name: &str) -> Option<f64> {
+/// The median point estimate, in nanoseconds, of one benchmark measured by
+/// this run: `None` when it was not measured since `started` (with `--test`
+/// or a filter), so that a stale figure is never printed.
+fn median_nanos(dir: &Path, group: &str, name: &str, started: SystemTime) -> Option<f64> {
     let path = dir
         .join(group)
         .join(name)
         .join("new")
         .join("estimates.json");
+    if std::fs::metadata(&path).ok()?.modified().ok()? < started {
+        return None;
+    }
     let text = std::fs::read_to_string(path).ok()?;
     let estimates: Value = serde_json::from_str(&text).ok()?;
     estimates["median"]["point_estimate"].as_f64()
 }
 
 fn main() {
+    let started = SystemTime::now();
     let till = till();
     let input = QuoteInput {
         benefits: &till.benefits,
@@ -205,6 +213,16 @@ fn main() {
     let eligible =
         shared::rules::eligible(&till.benefits, &till.grants, &till.memberships, till.now);
     assert_eq!(eligible.len(), BENEFITS, "every benefit must be eligible");
+    println!(
+        "till: {} lines, {} eligible benefits, {} history entries -> {} discounts, {} refused, {} of {} EUR due",
+        till.cart.len(),
+        eligible.len(),
+        till.history.len(),
+        quote.discounts.len(),
+        quote.refused.len(),
+        quote.due,
+        quote.total
+    );
 
     let dir = output_directory();
     let mut criterion = Criterion::default()
@@ -227,8 +245,13 @@ fn main() {
     }
     criterion.final_summary();
 
-    let quote_median = median_nanos(&dir, "quote", "till_10_lines_20_benefits_1000_history");
-    let ceiling_median = median_nanos(&dir, "quote", "ceiling_sum_1000_history_amounts");
+    let quote_median = median_nanos(
+        &dir,
+        "quote",
+        "till_10_lines_20_benefits_1000_history",
+        started,
+    );
+    let ceiling_median = median_nanos(&dir, "quote", "ceiling_sum_1000_history_amounts", started);
     if let (Some(q), Some(c)) = (quote_median, ceiling_median) {
         println!(
             "summary: quote median {:.2} µs (goal ≤ {:.0} µs: {}), ceiling median {:.2} µs, ratio {:.1}×",

@@ -8,7 +8,7 @@
 //! A benefit that gives nothing is not an error: it is a [`Refusal`] inside
 //! the [`Quote`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 
@@ -87,7 +87,7 @@ pub fn eligibility(
     let has_grant = grants.iter().any(|g| g.benefit == benefit.id);
     let has_membership = memberships
         .iter()
-        .any(|m| benefit.groups.iter().any(|group| *group == m.group));
+        .any(|m| benefit.groups.contains(&m.group));
     if !has_grant && !has_membership {
         return Some(Ineligibility::NotEntitled);
     }
@@ -130,10 +130,7 @@ fn is_entitled(
     });
     by_grant
         || memberships.iter().any(|membership| {
-            benefit
-                .groups
-                .iter()
-                .any(|group| *group == membership.group)
+            benefit.groups.contains(&membership.group)
                 && within(local.date, membership.valid_from, membership.valid_to)
         })
 }
@@ -181,11 +178,123 @@ impl ZoneClocks {
     }
 }
 
-/// Running usage of one benefit's limits: the history in the current period
+/// Running usage of one limit: the history in the limit's current period
 /// plus what this cart has given so far.
-struct LimitUsage {
-    count_used: Vec<u64>,
-    amount_used: Vec<Money>,
+struct Usage {
+    /// The period around now, `[start, end)`, in nanoseconds since the Unix
+    /// epoch (one integer comparison each, instead of jiff's two-field one).
+    start: i128,
+    end: i128,
+    count: u64,
+    /// History amounts summed in whole cents (exact: `Money` always has two
+    /// decimals, and far cheaper than decimal additions); turned into
+    /// `amount` once the history is read.
+    history_cents: i128,
+    amount: Money,
+}
+
+/// Benefit ids to application indexes, for the pass over the history: a
+/// small open-addressing table keyed by the id's length and first and last
+/// eight bytes. For ids of at most 16 bytes that key is the whole id, so a
+/// look-up compares three integers and never calls `memcmp`; longer ids also
+/// compare their middle bytes. Several benefits may share an id (validation
+/// refuses that, the engine does not rely on it): a look-up yields them all.
+struct IdTable {
+    slots: Vec<Slot>,
+    shift: u32,
+}
+
+#[derive(Clone, Copy)]
+struct Slot {
+    key: IdKey,
+    /// Application index; `usize::MAX` marks an empty slot.
+    idx: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct IdKey {
+    head: u64,
+    tail: u64,
+    len: usize,
+}
+
+impl IdKey {
+    fn of(bytes: &[u8]) -> IdKey {
+        let len = bytes.len();
+        let mut head = [0u8; 8];
+        let mut tail = [0u8; 8];
+        if len >= 8 {
+            head.copy_from_slice(&bytes[..8]);
+            tail.copy_from_slice(&bytes[len - 8..]);
+        } else {
+            head[..len].copy_from_slice(bytes);
+        }
+        IdKey {
+            head: u64::from_le_bytes(head),
+            tail: u64::from_le_bytes(tail),
+            len,
+        }
+    }
+
+    fn hash(self) -> u64 {
+        (self.head ^ self.tail.rotate_left(29) ^ (self.len as u64).rotate_left(53))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+}
+
+impl IdTable {
+    fn new(ids: &[(usize, &str)]) -> IdTable {
+        let size = (ids.len() * 2).next_power_of_two().max(8);
+        let empty = Slot {
+            key: IdKey::of(b""),
+            idx: usize::MAX,
+        };
+        let mut table = IdTable {
+            slots: vec![empty; size],
+            shift: 64 - size.trailing_zeros(),
+        };
+        for &(idx, id) in ids {
+            let key = IdKey::of(id.as_bytes());
+            let mut slot = table.home(key);
+            while table.slots[slot].idx != usize::MAX {
+                slot = (slot + 1) & (size - 1);
+            }
+            table.slots[slot] = Slot { key, idx };
+        }
+        table
+    }
+
+    fn home(&self, key: IdKey) -> usize {
+        // The high bits of a multiplicative hash; `shift` keeps it in range.
+        usize::try_from(key.hash() >> self.shift).unwrap_or(0)
+    }
+
+    /// Calls `found` with the index of every benefit whose id is `id`.
+    fn for_each(&self, id: &str, ordered: &[&Benefit], mut found: impl FnMut(usize)) {
+        let bytes = id.as_bytes();
+        let key = IdKey::of(bytes);
+        let mask = self.slots.len() - 1;
+        let mut slot = self.home(key);
+        loop {
+            let Slot { key: slot_key, idx } = self.slots[slot];
+            if idx == usize::MAX {
+                return;
+            }
+            if slot_key == key
+                && (key.len <= 16
+                    || ordered[idx].id.as_bytes()[8..key.len - 8] == bytes[8..key.len - 8])
+            {
+                found(idx);
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+}
+
+fn money_of_cents(cents: i128) -> Money {
+    // A history would need billions of entries to leave i64; saturating
+    // then still refuses (or allows) exactly what the exact sum would.
+    Money::from_cents(i64::try_from(cents).unwrap_or(if cents < 0 { i64::MIN } else { i64::MAX }))
 }
 
 fn quote_with(
@@ -207,36 +316,56 @@ fn quote_with(
         .collect();
     ordered.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.id.cmp(&b.id)));
 
+    // One `Usage` per limit, flat; benefit `i` owns `usages[first[i]..first[i + 1]]`.
+    let mut first = Vec::with_capacity(ordered.len() + 1);
+    let mut usages: Vec<Usage> = Vec::new();
+    for benefit in &ordered {
+        first.push(usages.len());
+        if benefit.limits.is_empty() {
+            continue;
+        }
+        let local = clocks.get(benefit);
+        usages.extend(benefit.limits.iter().map(|limit| {
+            let (start, end) = local.bounds(limit.period);
+            Usage {
+                start: start.as_nanosecond(),
+                end: end.as_nanosecond(),
+                count: 0,
+                history_cents: 0,
+                amount: Money::ZERO,
+            }
+        }));
+    }
+    first.push(usages.len());
+
     // Usage per limit from history, in one pass over the history.
-    let mut usages: Vec<LimitUsage> = ordered
-        .iter()
-        .map(|benefit| LimitUsage {
-            count_used: vec![0; benefit.limits.len()],
-            amount_used: vec![Money::ZERO; benefit.limits.len()],
-        })
-        .collect();
-    let locals: Vec<LocalNow> = ordered
-        .iter()
-        .map(|benefit| clocks.get(benefit).clone())
-        .collect();
-    if ordered.iter().any(|benefit| !benefit.limits.is_empty()) {
-        let index: HashMap<&str, usize> = ordered
+    if !usages.is_empty() {
+        // Entries outside every period need no look-up at all.
+        let earliest = usages.iter().map(|usage| usage.start).min();
+        let latest = usages.iter().map(|usage| usage.end).max();
+        let ids: Vec<(usize, &str)> = ordered
             .iter()
             .enumerate()
             .filter(|(_, benefit)| !benefit.limits.is_empty())
-            .map(|(idx, benefit)| (benefit.id.as_str(), idx))
+            .map(|(idx, benefit)| (idx, benefit.id.as_str()))
             .collect();
+        let table = IdTable::new(&ids);
         for entry in history {
-            let Some(&idx) = index.get(entry.benefit.as_str()) else {
+            let at = entry.at.as_nanosecond();
+            if earliest.is_some_and(|start| at < start) || latest.is_some_and(|end| at >= end) {
                 continue;
-            };
-            let usage = &mut usages[idx];
-            for (limit_idx, limit) in ordered[idx].limits.iter().enumerate() {
-                if locals[idx].same_period(limit.period, entry.at) {
-                    usage.count_used[limit_idx] += u64::from(entry.count);
-                    usage.amount_used[limit_idx] += entry.amount;
-                }
             }
+            table.for_each(&entry.benefit, &ordered, |idx| {
+                for usage in &mut usages[first[idx]..first[idx + 1]] {
+                    if usage.start <= at && at < usage.end {
+                        usage.count += u64::from(entry.count);
+                        usage.history_cents += i128::from(entry.amount.cents());
+                    }
+                }
+            });
+        }
+        for usage in &mut usages {
+            usage.amount = money_of_cents(usage.history_cents);
         }
     }
 
@@ -252,7 +381,7 @@ fn quote_with(
     let mut given_per_line: Vec<(usize, usize, Money)> = Vec::new();
     let mut refused = Vec::new();
     for (apply_idx, benefit) in ordered.iter().enumerate() {
-        let usage = &mut usages[apply_idx];
+        let usage = &mut usages[first[apply_idx]..first[apply_idx + 1]];
         let mut given = Money::ZERO;
         let mut first_reason: Option<RefusalReason> = None;
         let mut visited_any = false;
@@ -272,11 +401,13 @@ fn quote_with(
                     *slot -= discount;
                     given += discount;
                     line_given += discount;
-                    for (limit_idx, limit) in benefit.limits.iter().enumerate() {
+                    for (limit, usage) in benefit.limits.iter().zip(usage.iter_mut()) {
                         if limit.max_count.is_some() {
-                            usage.count_used[limit_idx] += 1;
+                            usage.count += 1;
                         }
-                        usage.amount_used[limit_idx] += discount;
+                        if limit.max_amount.is_some() {
+                            usage.amount += discount;
+                        }
                     }
                 }
             }
@@ -300,7 +431,13 @@ fn quote_with(
         .into_iter()
         .map(|(line, apply_idx, amount)| {
             let benefit = ordered[apply_idx];
-            *by_provider.entry(benefit.provider.clone()).or_default() += amount;
+            // Clone the provider name only the first time it is seen.
+            match by_provider.get_mut(&benefit.provider) {
+                Some(sum) => *sum += amount,
+                None => {
+                    by_provider.insert(benefit.provider.clone(), amount);
+                }
+            }
             LineDiscount {
                 line: u32::try_from(line).unwrap_or(u32::MAX),
                 benefit: benefit.id.clone(),
@@ -324,13 +461,13 @@ fn quote_with(
 /// first reason it gets nothing.
 fn unit_discount(
     benefit: &Benefit,
-    usage: &LimitUsage,
+    usage: &[Usage],
     remaining: Money,
     given: Money,
 ) -> Result<Money, RefusalReason> {
-    for (limit_idx, limit) in benefit.limits.iter().enumerate() {
+    for (limit, usage) in benefit.limits.iter().zip(usage) {
         if let Some(max_count) = limit.max_count {
-            if usage.count_used[limit_idx] >= u64::from(max_count) {
+            if usage.count >= u64::from(max_count) {
                 return Err(RefusalReason::CountLimit);
             }
         }
@@ -349,9 +486,9 @@ fn unit_discount(
             return Err(RefusalReason::TransactionCap);
         }
     }
-    for (limit_idx, limit) in benefit.limits.iter().enumerate() {
+    for (limit, usage) in benefit.limits.iter().zip(usage) {
         if let Some(max_amount) = limit.max_amount {
-            discount = discount.min(max_amount.saturating_sub(usage.amount_used[limit_idx]));
+            discount = discount.min(max_amount.saturating_sub(usage.amount));
             if !discount.is_positive() {
                 return Err(RefusalReason::AmountLimit);
             }

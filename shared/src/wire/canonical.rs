@@ -19,7 +19,7 @@ use std::fmt;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use super::error::{WireError, WireErrorKind};
+use super::error::{path_at, WireError, WireErrorKind};
 
 /// The largest integer magnitude allowed in signed JSON: 2⁵³ − 1.
 pub const INTEGER_MAX: u64 = (1 << 53) - 1;
@@ -93,7 +93,7 @@ fn check_no_floats(value: &serde_json::Value, path: &mut String) -> Result<(), W
 pub fn parse(bytes: &[u8]) -> Result<serde_json::Value, WireError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize::<_, StrictValue>(&mut de)
-        .map_err(|err| WireError::new(err.path().to_string(), malformed(err.inner())))?;
+        .map_err(|err| WireError::new(path_at("", err.path()), malformed(err.inner())))?;
     de.end()
         .map_err(|err| WireError::new("", WireErrorKind::Malformed(err.to_string())))?;
     Ok(value.0)

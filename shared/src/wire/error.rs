@@ -55,3 +55,14 @@ pub enum WireErrorKind {
     #[error("{0}")]
     Invalid(String),
 }
+
+/// `prefix` joined to a serde field path, whose root is written `.`:
+/// `path_at("body", records[1].seq)` is `body.records[1].seq`.
+pub(crate) fn path_at(prefix: &str, path: &serde_path_to_error::Path) -> String {
+    let path = path.to_string();
+    match (prefix.is_empty(), path == "." || path.is_empty()) {
+        (_, true) => prefix.to_owned(),
+        (true, false) => path,
+        (false, false) => format!("{prefix}.{path}"),
+    }
+}

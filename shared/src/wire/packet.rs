@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::canonical::{self, StrictValue};
-use super::error::{WireError, WireErrorKind};
+use super::error::{path_at, WireError, WireErrorKind};
 use super::keys::{Hash, PublicKey, Signature, SigningKey};
 use super::record::SignedRecord;
 
@@ -167,7 +167,7 @@ impl Packet {
         let wire: PacketWire<StrictValue> =
             serde_path_to_error::deserialize(&mut de).map_err(|err| {
                 WireError::new(
-                    err.path().to_string(),
+                    path_at("", err.path()),
                     WireErrorKind::Malformed(err.inner().to_string()),
                 )
             })?;
@@ -218,7 +218,7 @@ impl Packet {
             let record_wire: PacketWire<serde_json::Value> =
                 serde_path_to_error::deserialize(value).map_err(|err| {
                     WireError::new(
-                        format!("{at}.{}", err.path()),
+                        path_at(&at, err.path()),
                         WireErrorKind::Malformed(err.inner().to_string()),
                     )
                 })?;
@@ -232,7 +232,7 @@ impl Packet {
         let mut header: PacketBody =
             serde_path_to_error::deserialize(serde_json::Value::Object(map)).map_err(|err| {
                 WireError::new(
-                    format!("body.{}", err.path()),
+                    path_at("body", err.path()),
                     WireErrorKind::Malformed(err.inner().to_string()),
                 )
             })?;

@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::canonical::{self, StrictValue};
-use super::error::{WireError, WireErrorKind};
+use super::error::{path_at, WireError, WireErrorKind};
 use super::keys::{Hash, PublicKey, Signature, SigningKey};
 use crate::model::{CartLine, Grant, HistoryEntry, Quote};
 
@@ -207,7 +207,7 @@ impl SignedRecord {
         let wire: SignedRecordWire<StrictValue> = serde_path_to_error::deserialize(&mut de)
             .map_err(|err| {
                 WireError::new(
-                    err.path().to_string(),
+                    path_at("", err.path()),
                     WireErrorKind::Malformed(err.inner().to_string()),
                 )
             })?;

@@ -1,0 +1,595 @@
+//! Realistic demo data, through the same paths real data takes: two
+//! municipalities (Riga, Jelgava) and the state, a canteen company and a bus
+//! carrier, their benefits, a few thousand recipients with cards imported
+//! as a provider would, enrolled demo terminals, and a month of
+//! transactions that those terminals sign, pack and upload through
+//! ingestion, so every record verifies like a real one.
+//!
+//! Deterministic: one seed gives the same recipients, card UIDs and taps.
+//! Personal data is invented (fake names and personal codes).
+
+use std::collections::HashMap;
+use std::fmt;
+
+use jiff::civil::Date;
+use jiff::ToSpan;
+use shared::model::{Benefit, CartLine, Grant, HistoryEntry, Membership};
+use shared::rules::{eligible, evaluate, QuoteInput};
+use shared::wire::credential::credential_hash;
+use shared::wire::keys::{Hash, SigningKey};
+use shared::wire::packet::{Packet, PACKET_RECORDS_MAX};
+use shared::wire::record::{
+    benefit_hash, local_time_of, BenefitRef, CredentialKind, CredentialRef, QuoteInputs,
+    RecordBody, RecordKind, RecordType, SignedRecord, RECORD_VERSION,
+};
+
+use crate::http::staff::{new_terminal, publish_benefit};
+use crate::keys::secret_hash;
+use crate::snapshot::{in_scope, terminal_form};
+use crate::store::plan::Outcome;
+use crate::store::{Group, ImportRow, Party, Terminal};
+use crate::AppState;
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub recipients: u32,
+    pub days: u32,
+    pub seed: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("demo: {0}")]
+pub struct DemoError(String);
+
+impl From<crate::store::StoreError> for DemoError {
+    fn from(err: crate::store::StoreError) -> DemoError {
+        DemoError(err.to_string())
+    }
+}
+impl From<shared::wire::WireError> for DemoError {
+    fn from(err: shared::wire::WireError) -> DemoError {
+        DemoError(err.to_string())
+    }
+}
+impl From<crate::http::ApiError> for DemoError {
+    fn from(err: crate::http::ApiError) -> DemoError {
+        DemoError(err.message().to_owned())
+    }
+}
+impl From<crate::ingest::IngestError> for DemoError {
+    fn from(err: crate::ingest::IngestError) -> DemoError {
+        DemoError(err.to_string())
+    }
+}
+
+/// What the demo made, for the operator.
+#[derive(Debug, Default)]
+pub struct DemoReport {
+    pub recipients: u32,
+    pub credentials: u32,
+    pub records: u64,
+    pub accepted: u64,
+    pub flagged: u64,
+    pub terminals: Vec<(String, String)>,
+    pub enrolment_codes: Vec<(String, String, String)>,
+    /// A few card UIDs to tap at a demo till, with what they are.
+    pub sample_cards: Vec<(String, String)>,
+}
+
+impl fmt::Display for DemoReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "demo data: {} recipients, {} credentials, {} records ({} accepted, {} flagged)",
+            self.recipients, self.credentials, self.records, self.accepted, self.flagged
+        )?;
+        for (id, label) in &self.terminals {
+            writeln!(
+                f,
+                "demo terminal {id}: {label} (enrolled, key derived from the seed)"
+            )?;
+        }
+        for (terminal, label, code) in &self.enrolment_codes {
+            writeln!(f, "enrolment code for {terminal} ({label}): {code}")?;
+        }
+        for (uid, what) in &self.sample_cards {
+            writeln!(f, "card {uid}: {what}")?;
+        }
+        Ok(())
+    }
+}
+
+/// SplitMix64: small, deterministic, good enough for demo data.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// `true` with probability `percent` / 100.
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+fn benefit(json: serde_json::Value) -> Result<Benefit, DemoError> {
+    serde_json::from_value(json).map_err(|err| DemoError(format!("demo benefit: {err}")))
+}
+
+/// The demo's benefits, as their providers would define them.
+fn benefits() -> Result<Vec<Benefit>, DemoError> {
+    Ok(vec![
+        benefit(serde_json::json!({
+            "id": "riga-pupil-lunch", "provider": "riga",
+            "label": {"lv": "Brīvpusdienas 1.-4. klasei", "en": "Free lunch, grades 1-4"},
+            "groups": ["riga-pupil-1-4"], "categories": ["meal.lunch"],
+            "discount": {"percent": "100"}, "limits": [{"period": "day", "max_count": 1}],
+            "weekdays": [1, 2, 3, 4, 5], "priority": 10
+        }))?,
+        benefit(serde_json::json!({
+            "id": "jelgava-lunch-half", "provider": "jelgava",
+            "label": {"lv": "Pusdienas -50% (līdz 5 EUR)", "en": "Lunch 50% off, at most 5 EUR"},
+            "groups": ["jelgava-pupil-1-4"], "categories": ["meal.lunch"],
+            "discount": {"percent": "50"}, "max_per_transaction": "5.00",
+            "limits": [{"period": "day", "max_count": 1}], "priority": 20
+        }))?,
+        benefit(serde_json::json!({
+            "id": "riga-large-family-lunch", "provider": "riga",
+            "label": {"lv": "Daudzbērnu ģimenes pusdienas par 1 EUR", "en": "Large family lunch for 1 EUR"},
+            "groups": ["riga-large-family"], "categories": ["meal.lunch"],
+            "discount": {"fixed_price": "1.00"}, "limits": [{"period": "day", "max_count": 1}],
+            "priority": 30
+        }))?,
+        benefit(serde_json::json!({
+            "id": "state-pensioner-ride", "provider": "state",
+            "label": {"lv": "Pensionāra brauciens -0,70 EUR", "en": "Pensioner ride, 0.70 off"},
+            "groups": ["state-pensioner"], "categories": ["transport.bus"],
+            "discount": {"amount": "0.70"}, "priority": 50, "funding": "loss_compensation"
+        }))?,
+        benefit(serde_json::json!({
+            "id": "riga-transport-cap", "provider": "riga",
+            "label": {"lv": "Bezmaksas braucieni līdz 10 EUR mēnesī", "en": "Free rides up to 10 EUR a month"},
+            "groups": ["riga-large-family"], "categories": ["transport.bus"],
+            "discount": {"percent": "100"}, "limits": [{"period": "month", "max_amount": "10.00"}],
+            "priority": 40
+        }))?,
+    ])
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Persona {
+    RigaPupil,
+    JelgavaPupil,
+    Pensioner,
+    RigaLargeFamily,
+}
+
+struct Person {
+    id: String,
+    persona: Persona,
+    card_uid: String,
+    card_hash: String,
+    memberships: Vec<Membership>,
+}
+
+struct DemoTerminal {
+    terminal: Terminal,
+    key: SigningKey,
+    records: Vec<SignedRecord>,
+    prev: Hash,
+    seq: u64,
+    /// The terminal's own journal per recipient, as the agent would count it.
+    history: HashMap<String, Vec<HistoryEntry>>,
+}
+
+/// Fills the store named by `state` with demo data.
+pub async fn fill(state: &AppState, options: &DemoOptions) -> Result<DemoReport, DemoError> {
+    let store = &state.store;
+    let mut rng = Rng(options.seed);
+    let mut report = DemoReport::default();
+    for (id, name) in [
+        ("riga", "Rīgas valstspilsētas pašvaldība"),
+        ("jelgava", "Jelgavas valstspilsētas pašvaldība"),
+        ("state", "Valsts sociālās apdrošināšanas aģentūra"),
+    ] {
+        store
+            .upsert_provider(&Party {
+                id: id.into(),
+                name: name.into(),
+            })
+            .await?;
+    }
+    for (id, name) in [
+        ("skolas-edinasana", "SIA Skolas ēdināšana"),
+        ("autobusu-parks", "AS Autobusu parks"),
+    ] {
+        store
+            .upsert_merchant(&Party {
+                id: id.into(),
+                name: name.into(),
+            })
+            .await?;
+    }
+    for (id, provider, label) in [
+        ("riga-pupil-1-4", "riga", "Rīgas skolēni, 1.-4. klase"),
+        ("riga-large-family", "riga", "Rīgas daudzbērnu ģimenes"),
+        (
+            "jelgava-pupil-1-4",
+            "jelgava",
+            "Jelgavas skolēni, 1.-4. klase",
+        ),
+        ("state-pensioner", "state", "Pensionāri"),
+    ] {
+        store
+            .upsert_group(&Group {
+                id: id.into(),
+                provider: provider.into(),
+                label: label.into(),
+            })
+            .await?;
+    }
+    let mut published = Vec::new();
+    for definition in benefits()? {
+        let provider = definition.provider.clone();
+        published.push(publish_benefit(state, &provider, definition).await?.benefit);
+    }
+
+    // Recipients: pseudonymous references, one card each, some an eID too.
+    let now = state.clock.now();
+    let today = now
+        .to_zoned(jiff::tz::TimeZone::get("Europe/Riga").unwrap_or(jiff::tz::TimeZone::UTC))
+        .date();
+    let school_year_start =
+        Date::new(today.year() - i16::from(today.month() < 9), 9, 1).unwrap_or(today);
+    let mut people = Vec::new();
+    let mut rows: HashMap<&'static str, Vec<ImportRow>> = HashMap::new();
+    let first_names = [
+        "Anna", "Jānis", "Marta", "Pēteris", "Laura", "Kārlis", "Elza", "Roberts",
+    ];
+    let last_names = [
+        "Bērziņš",
+        "Kalniņa",
+        "Ozols",
+        "Liepa",
+        "Jansone",
+        "Krūmiņš",
+        "Zariņa",
+    ];
+    for idx in 0..options.recipients {
+        let persona = match rng.below(100) {
+            0..40 => Persona::RigaPupil,
+            40..60 => Persona::JelgavaPupil,
+            60..85 => Persona::Pensioner,
+            _ => Persona::RigaLargeFamily,
+        };
+        let (provider, group): (&'static str, &str) = match persona {
+            Persona::RigaPupil => ("riga", "riga-pupil-1-4"),
+            Persona::JelgavaPupil => ("jelgava", "jelgava-pupil-1-4"),
+            Persona::Pensioner => ("state", "state-pensioner"),
+            Persona::RigaLargeFamily => ("riga", "riga-large-family"),
+        };
+        let id = format!("R{:04}{:06X}", idx, rng.next() & 0xFF_FFFF);
+        let card_uid = format!("04{:012X}", rng.next() & 0xFFFF_FFFF_FFFF);
+        let card_hash =
+            credential_hash(&state.keys.credential_key, CredentialKind::Card, &card_uid);
+        let membership = Membership {
+            group: group.to_owned(),
+            valid_from: Some(school_year_start),
+            valid_to: None,
+        };
+        let provider_rows = rows.entry(provider).or_default();
+        provider_rows.push(ImportRow::Recipient {
+            recipient: id.clone(),
+            personal_code: Some(format!(
+                "{:02}{:02}{:02}-{:05}",
+                1 + rng.below(28),
+                1 + rng.below(12),
+                rng.below(100),
+                rng.below(100_000)
+            )),
+            name: Some(format!(
+                "{} {}",
+                first_names[rng.below(first_names.len() as u64) as usize],
+                last_names[rng.below(last_names.len() as u64) as usize]
+            )),
+        });
+        provider_rows.push(ImportRow::Credential {
+            recipient: id.clone(),
+            kind: CredentialKind::Card,
+            hash: card_hash.clone(),
+        });
+        report.credentials += 1;
+        if rng.chance(10) {
+            let eid = format!("PA{:07}", rng.below(10_000_000));
+            provider_rows.push(ImportRow::Credential {
+                recipient: id.clone(),
+                kind: CredentialKind::Eid,
+                hash: credential_hash(&state.keys.credential_key, CredentialKind::Eid, &eid),
+            });
+            report.credentials += 1;
+        }
+        provider_rows.push(ImportRow::Membership {
+            recipient: id.clone(),
+            membership: membership.clone(),
+        });
+        people.push(Person {
+            id,
+            persona,
+            card_uid,
+            card_hash,
+            memberships: vec![membership],
+        });
+    }
+    for (provider, provider_rows) in rows {
+        store.import(provider, provider_rows, None).await?;
+    }
+    report.recipients = options.recipients;
+    for persona in [
+        Persona::RigaPupil,
+        Persona::JelgavaPupil,
+        Persona::Pensioner,
+        Persona::RigaLargeFamily,
+    ] {
+        if let Some(person) = people.iter().find(|p| p.persona == persona) {
+            let what = match persona {
+                Persona::RigaPupil => "Riga pupil (free lunch)",
+                Persona::JelgavaPupil => "Jelgava pupil (lunch 50% off)",
+                Persona::Pensioner => "pensioner (0.70 off a bus ride)",
+                Persona::RigaLargeFamily => {
+                    "Riga large family (1 EUR lunch, free rides to 10 EUR a month)"
+                }
+            };
+            report.sample_cards.push((
+                person.card_uid.clone(),
+                format!("{what}, recipient {}", person.id),
+            ));
+        }
+    }
+
+    // Demo terminals, enrolled with keys derived from the seed.
+    let mut terminals = Vec::new();
+    for (idx, (merchant, label, categories)) in [
+        (
+            "skolas-edinasana",
+            "Rīgas 1. sākumskolas kase",
+            vec!["meal".to_owned()],
+        ),
+        (
+            "skolas-edinasana",
+            "Jelgavas sākumskolas kase",
+            vec!["meal".to_owned()],
+        ),
+        (
+            "autobusu-parks",
+            "Autobuss 12, validators",
+            vec!["transport".to_owned()],
+        ),
+        (
+            "autobusu-parks",
+            "Autobuss 37, validators",
+            vec!["transport".to_owned()],
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let code = new_terminal(state, merchant, label, categories).await?;
+        let mut seed = [0u8; 32];
+        seed.copy_from_slice(
+            &Hash::of(format!("demo-terminal-{}-{idx}", options.seed).as_bytes()).0,
+        );
+        let key = SigningKey::from_seed(&seed)?;
+        let terminal = store
+            .enrol(
+                &secret_hash(&code.code),
+                &key.public_key().to_base64(),
+                None,
+                now,
+            )
+            .await?
+            .map_err(|refusal| DemoError(format!("enrolling a demo terminal: {refusal:?}")))?;
+        report
+            .terminals
+            .push((terminal.id.clone(), label.to_owned()));
+        terminals.push(DemoTerminal {
+            terminal,
+            key,
+            records: Vec::new(),
+            prev: Hash::GENESIS,
+            seq: 0,
+            history: HashMap::new(),
+        });
+    }
+    for (merchant, label, category) in [
+        ("skolas-edinasana", "Ēdnīcas kase (demo aģents)", "meal"),
+        ("autobusu-parks", "Validators (demo aģents)", "transport"),
+    ] {
+        let code = new_terminal(state, merchant, label, vec![category.to_owned()]).await?;
+        report
+            .enrolment_codes
+            .push((code.terminal, label.to_owned(), code.code));
+    }
+
+    // A month of taps, signed by the terminal that saw them.
+    let version = store.version().await?;
+    let hashes: HashMap<String, Hash> = published
+        .iter()
+        .map(|b| Ok((b.id.clone(), benefit_hash(&terminal_form(b))?)))
+        .collect::<Result<_, shared::wire::WireError>>()?;
+    let zone = jiff::tz::TimeZone::get("Europe/Riga").unwrap_or(jiff::tz::TimeZone::UTC);
+    for day_back in (1..=options.days).rev() {
+        let day = today
+            .checked_sub(i64::from(day_back).days())
+            .unwrap_or(today);
+        let weekday = day.weekday().to_monday_one_offset();
+        for person in &people {
+            let (terminal_idx, hour, minute, cart, percent) = match person.persona {
+                Persona::RigaPupil if weekday <= 5 => (0, 11, 30, lunch("2.50"), 85),
+                Persona::JelgavaPupil if weekday <= 5 => (1, 12, 0, lunch("3.00"), 85),
+                Persona::RigaLargeFamily if weekday <= 5 && rng.chance(50) => {
+                    (0, 13, 0, lunch("3.20"), 40)
+                }
+                Persona::RigaLargeFamily => (2 + (person.id.len() % 2), 8, 0, ride(), 40),
+                Persona::Pensioner => (
+                    2 + usize::from(person.card_uid.ends_with(['0', '2', '4', '6', '8'])),
+                    9,
+                    0,
+                    ride(),
+                    40,
+                ),
+                _ => continue,
+            };
+            if !rng.chance(percent) {
+                continue;
+            }
+            let at_local = day
+                .at(
+                    hour,
+                    minute + (rng.below(50) as i8).min(59 - minute),
+                    rng.below(60) as i8,
+                    0,
+                )
+                .to_zoned(zone.clone())
+                .map_err(|err| DemoError(err.to_string()))?;
+            let at = at_local.timestamp();
+            let terminal = &mut terminals[terminal_idx];
+            let scope: Vec<Benefit> = published
+                .iter()
+                .filter(|b| in_scope(b, &terminal.terminal.categories))
+                .map(terminal_form)
+                .collect();
+            let entitlements: Vec<Grant> = person
+                .memberships
+                .iter()
+                .flat_map(|m| {
+                    published
+                        .iter()
+                        .filter(|b| {
+                            b.groups.contains(&m.group)
+                                && in_scope(b, &terminal.terminal.categories)
+                        })
+                        .map(|b| Grant {
+                            benefit: b.id.clone(),
+                            valid_from: m.valid_from,
+                            valid_to: m.valid_to,
+                        })
+                })
+                .collect();
+            let usable: Vec<Benefit> = eligible(&scope, &entitlements, &[], at)
+                .into_iter()
+                .cloned()
+                .collect();
+            let history = terminal
+                .history
+                .get(&person.id)
+                .cloned()
+                .unwrap_or_default();
+            let quote = evaluate(&QuoteInput {
+                benefits: &usable,
+                grants: &entitlements,
+                memberships: &[],
+                history: &history,
+                cart: &cart,
+                now: at,
+            });
+            terminal.seq += 1;
+            let body = RecordBody {
+                at,
+                cart,
+                credential: CredentialRef {
+                    hash: person.card_hash.clone(),
+                    kind: CredentialKind::Card,
+                },
+                idempotency_key: format!("demo-{}-{}", terminal.terminal.id, terminal.seq),
+                inputs: QuoteInputs {
+                    benefits: usable
+                        .iter()
+                        .map(|b| BenefitRef {
+                            hash: hashes.get(&b.id).copied().unwrap_or_default(),
+                            id: b.id.clone(),
+                        })
+                        .collect(),
+                    entitlements,
+                    history,
+                    snapshot: version,
+                },
+                kind: RecordKind::Sale,
+                local_time: local_time_of(at, &zone),
+                merchant: terminal.terminal.merchant.clone(),
+                prev: terminal.prev,
+                quote: quote.clone(),
+                recipient: person.id.clone(),
+                seq: terminal.seq,
+                terminal: terminal.terminal.id.clone(),
+                record_type: RecordType::Record,
+                v: RECORD_VERSION,
+                voids: None,
+            };
+            let record = SignedRecord::sign(body, &terminal.key)?;
+            terminal.prev = record.hash();
+            let journal = terminal.history.entry(person.id.clone()).or_default();
+            let mut per_benefit: HashMap<&str, HistoryEntry> = HashMap::new();
+            for discount in &quote.discounts {
+                let entry = per_benefit
+                    .entry(discount.benefit.as_str())
+                    .or_insert(HistoryEntry {
+                        at,
+                        benefit: discount.benefit.clone(),
+                        amount: shared::money::Money::ZERO,
+                        count: 0,
+                    });
+                entry.amount += discount.amount;
+                entry.count += 1;
+            }
+            journal.extend(per_benefit.into_values());
+            terminal.records.push(record);
+        }
+    }
+    for terminal in &mut terminals {
+        let records = std::mem::take(&mut terminal.records);
+        for chunk in records.chunks(PACKET_RECORDS_MAX) {
+            let packet = Packet::build(&terminal.terminal.id, chunk.to_vec(), now, &terminal.key)?;
+            let answer = state
+                .ingestor
+                .ingest_packet(&terminal.terminal, packet, now)
+                .await?;
+            for record in &answer.records {
+                report.records += 1;
+                match record.outcome {
+                    Outcome::Accepted => report.accepted += 1,
+                    _ => report.flagged += 1,
+                }
+            }
+        }
+    }
+    // Two lost cards, blocked after the month: they reach the deny list.
+    for person in people.iter().take(2) {
+        store.block_credential(&person.card_hash).await?;
+    }
+    Ok(report)
+}
+
+fn lunch(price: &str) -> Vec<CartLine> {
+    vec![CartLine {
+        sku: "LUNCH".into(),
+        category: "meal.lunch".into(),
+        unit_price: price.parse().unwrap_or_default(),
+        qty: 1,
+    }]
+}
+
+fn ride() -> Vec<CartLine> {
+    vec![CartLine {
+        sku: "RIDE-60".into(),
+        category: "transport.bus".into(),
+        unit_price: "1.50".parse().unwrap_or_default(),
+        qty: 1,
+    }]
+}

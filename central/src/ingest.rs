@@ -1,0 +1,470 @@
+//! Ingestion: from the bytes of an uploaded packet to stored records with
+//! an outcome each.
+//!
+//! The pipeline is: decode ([`Packet::from_json`]: well-formed, canonical,
+//! consistent header) → packet signature with the terminal's enrolled key →
+//! per record, in parallel across cores, [`check_record`]: signature,
+//! merchant, local time, credential, benefit versions, and the quote
+//! re-run with the `shared` engine on exactly the record's inputs → the
+//! store decides the chain (duplicates, forks, gaps, links) in one
+//! transaction. [`check_record`] is a pure function of the record and what
+//! central knows (benefit versions by hash, credential states); it could
+//! live in `shared` for other verifiers.
+//!
+//! Verification is not reconciliation: a record is checked against what its
+//! terminal knew (its snapshot version and inputs), not against usage
+//! recorded later by other terminals.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use jiff::Timestamp;
+use rayon::prelude::*;
+use shared::model::{Benefit, CartLine, Quote};
+use shared::rules::{evaluate, QuoteInput};
+use shared::wire::keys::PublicKey;
+use shared::wire::packet::Packet;
+use shared::wire::record::{RecordKind, SignedRecord};
+use shared::wire::WireError;
+
+use crate::metrics::Metrics;
+use crate::store::plan::{Outcome, Reason, RecordAnswer};
+use crate::store::{
+    BenefitVersion, CredentialState, IncomingPacket, IncomingRecord, RecordKindRow, Store,
+    StoreError, Terminal, UsageDelta,
+};
+
+/// What central knows that a record is checked against.
+#[derive(Debug, Default)]
+pub struct Knowledge {
+    /// Published terminal-visible benefit definitions by hash (hex).
+    pub benefits: HashMap<String, Arc<BenefitVersion>>,
+    /// Credential states by hash, for the credentials the packet names.
+    pub credentials: HashMap<String, CredentialState>,
+    /// Sales a void may cancel, by seq: `(cart, quote)`.
+    pub sales: HashMap<u64, (Vec<CartLine>, Quote)>,
+}
+
+/// Everything [`check_record`] decided about one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    pub verdict: Result<(), Reason>,
+    pub usage: Vec<UsageDelta>,
+}
+
+/// Checks one record on its own (everything but its link to the previous
+/// record). Pure.
+pub fn check_record(
+    record: &SignedRecord,
+    terminal_key: &PublicKey,
+    merchant: &str,
+    known: &Knowledge,
+) -> Checked {
+    let verdict = verdict(record, terminal_key, merchant, known);
+    // A record that does not verify cannot be attributed to the terminal:
+    // it is kept as evidence but counts toward no one's usage.
+    let usage = if verdict == Err(Reason::BadSignature) {
+        Vec::new()
+    } else {
+        usage_of(record, known)
+    };
+    Checked { verdict, usage }
+}
+
+fn verdict(
+    record: &SignedRecord,
+    terminal_key: &PublicKey,
+    merchant: &str,
+    known: &Knowledge,
+) -> Result<(), Reason> {
+    let body = &record.body;
+    record
+        .verify_signature(terminal_key)
+        .map_err(|_| Reason::BadSignature)?;
+    if body.merchant != merchant {
+        return Err(Reason::WrongMerchant);
+    }
+    if !body.local_time_agrees() {
+        return Err(Reason::BadLocalTime);
+    }
+    let credential = known
+        .credentials
+        .get(&body.credential.hash)
+        .filter(|state| state.recipient == body.recipient)
+        .ok_or(Reason::UnknownCredential)?;
+    if credential
+        .blocked_seq
+        .is_some_and(|blocked| blocked <= body.inputs.snapshot)
+    {
+        return Err(Reason::BlockedCredential);
+    }
+    let definitions = definitions(record, known).ok_or(Reason::UnknownBenefit)?;
+    match (body.kind, body.voids) {
+        (RecordKind::Sale, None) => {
+            let quote = evaluate(&QuoteInput {
+                benefits: &definitions,
+                grants: &body.inputs.entitlements,
+                memberships: &[],
+                history: &body.inputs.history,
+                cart: &body.cart,
+                now: body.at,
+            });
+            if quote != body.quote {
+                return Err(Reason::DiscountMismatch);
+            }
+            Ok(())
+        }
+        (RecordKind::Void, Some(voided)) if voided < body.seq => match known.sales.get(&voided) {
+            Some((cart, quote)) if *cart == body.cart && *quote == body.quote => Ok(()),
+            _ => Err(Reason::BadVoid),
+        },
+        _ => Err(Reason::BadVoid),
+    }
+}
+
+/// The benefit definitions a record names, when every one is a published
+/// version with that id, known at the record's snapshot version.
+fn definitions(record: &SignedRecord, known: &Knowledge) -> Option<Vec<Benefit>> {
+    let inputs = &record.body.inputs;
+    inputs
+        .benefits
+        .iter()
+        .map(|named| {
+            known
+                .benefits
+                .get(&named.hash.to_hex())
+                .filter(|version| {
+                    version.benefit.id == named.id && version.published_seq <= inputs.snapshot
+                })
+                .map(|version| version.benefit.clone())
+        })
+        .collect()
+}
+
+/// Usage a record adds to the register (a void takes it back): per benefit
+/// and local day in the benefit's time zone, in units discounted and cents.
+fn usage_of(record: &SignedRecord, known: &Knowledge) -> Vec<UsageDelta> {
+    let body = &record.body;
+    let sign = match body.kind {
+        RecordKind::Sale => 1,
+        RecordKind::Void => -1,
+    };
+    let definitions = definitions(record, known).unwrap_or_default();
+    let units = units_per_benefit(record, &definitions);
+    let mut per_benefit: BTreeMap<&str, i64> = BTreeMap::new();
+    for discount in &body.quote.discounts {
+        *per_benefit.entry(discount.benefit.as_str()).or_default() += discount.amount.cents();
+    }
+    per_benefit
+        .into_iter()
+        .map(|(benefit, cents)| {
+            let zone = definitions
+                .iter()
+                .find(|definition| definition.id == benefit)
+                .map(|definition| definition.time_zone.tz().clone())
+                .unwrap_or_else(|| shared::model::Zone::default().tz().clone());
+            UsageDelta {
+                benefit: benefit.to_owned(),
+                day: body.at.to_zoned(zone).date(),
+                count: sign * units.get(benefit).copied().unwrap_or(1),
+                amount_cents: sign * cents,
+            }
+        })
+        .collect()
+}
+
+/// Units discounted per benefit: what the engine counts toward `max_count`.
+/// A quote names amounts per line, so for lines of several units the quote
+/// is re-run on the cart split into one-unit lines (which the engine
+/// discounts identically, unit by unit in order) and counted there.
+fn units_per_benefit(record: &SignedRecord, definitions: &[Benefit]) -> HashMap<String, i64> {
+    let body = &record.body;
+    let mut out: HashMap<String, i64> = HashMap::new();
+    let multi_unit = body.quote.discounts.iter().any(|d| {
+        body.cart
+            .get(d.line as usize)
+            .is_some_and(|line| line.qty > 1)
+    });
+    if !multi_unit {
+        for discount in &body.quote.discounts {
+            *out.entry(discount.benefit.clone()).or_default() += 1;
+        }
+        return out;
+    }
+    let split: Vec<CartLine> = body
+        .cart
+        .iter()
+        .flat_map(|line| {
+            std::iter::repeat_n(
+                CartLine {
+                    qty: 1,
+                    ..line.clone()
+                },
+                line.qty as usize,
+            )
+        })
+        .collect();
+    let quote = evaluate(&QuoteInput {
+        benefits: definitions,
+        grants: &body.inputs.entitlements,
+        memberships: &[],
+        history: &body.inputs.history,
+        cart: &split,
+        now: body.at,
+    });
+    for discount in &quote.discounts {
+        *out.entry(discount.benefit.clone()).or_default() += 1;
+    }
+    out
+}
+
+/// Turns a checked record into what the store keeps.
+pub fn incoming(record: &SignedRecord, checked: Checked) -> IncomingRecord {
+    let body = &record.body;
+    let providers: String =
+        body.quote
+            .by_provider
+            .keys()
+            .fold(String::from(","), |mut out, provider| {
+                out.push_str(provider);
+                out.push(',');
+                out
+            });
+    IncomingRecord {
+        seq: body.seq,
+        hash: record.hash().to_hex(),
+        prev: body.prev.to_hex(),
+        verdict: checked.verdict,
+        recipient: body.recipient.clone(),
+        credential: body.credential.hash.clone(),
+        merchant: body.merchant.clone(),
+        at: body.at,
+        kind: match body.kind {
+            RecordKind::Sale => RecordKindRow::Sale,
+            RecordKind::Void => RecordKindRow::Void,
+        },
+        voids: body.voids,
+        discount_cents: body.quote.discount_total.cents(),
+        providers,
+        snapshot: body.inputs.snapshot,
+        body: String::from_utf8_lossy(record.canonical_body()).into_owned(),
+        sig: record.sig.to_base64(),
+        usage: checked.usage,
+    }
+}
+
+/// Checks every record of a packet, in parallel on the rayon pool.
+pub fn check_packet(
+    packet: &Packet,
+    terminal_key: &PublicKey,
+    merchant: &str,
+    known: &Knowledge,
+) -> Vec<IncomingRecord> {
+    packet
+        .body
+        .records
+        .par_iter()
+        .map(|record| incoming(record, check_record(record, terminal_key, merchant, known)))
+        .collect()
+}
+
+/// Why a packet was refused as a whole (nothing stored).
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{0}")]
+    Malformed(#[from] WireError),
+    #[error("packet of terminal {found:?} uploaded by terminal {expected:?}")]
+    WrongTerminal { expected: String, found: String },
+    #[error("sig: the packet signature does not verify with the key enrolled for terminal {0}")]
+    BadPacketSignature(String),
+    #[error("terminal {0} has no enrolled key")]
+    NotEnrolled(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The answer to an upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PacketAnswer {
+    pub packet: String,
+    pub records: Vec<RecordAnswer>,
+    pub acked_through: u64,
+}
+
+/// The ingestion service: holds the store and a cache of benefit versions
+/// (a version never changes once published, so the cache never goes stale).
+pub struct Ingestor {
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    benefit_cache: RwLock<HashMap<String, Arc<BenefitVersion>>>,
+}
+
+impl Ingestor {
+    pub fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Ingestor {
+        Ingestor {
+            store,
+            metrics,
+            benefit_cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Decodes, verifies and stores one uploaded packet of `terminal`.
+    pub async fn ingest(
+        &self,
+        terminal: &Terminal,
+        bytes: &[u8],
+        now: Timestamp,
+    ) -> Result<PacketAnswer, IngestError> {
+        let packet = Packet::from_json(bytes)?;
+        self.ingest_packet(terminal, packet, now).await
+    }
+
+    /// Verifies and stores an already decoded packet.
+    pub async fn ingest_packet(
+        &self,
+        terminal: &Terminal,
+        packet: Packet,
+        now: Timestamp,
+    ) -> Result<PacketAnswer, IngestError> {
+        if packet.body.terminal != terminal.id {
+            return Err(IngestError::WrongTerminal {
+                expected: terminal.id.clone(),
+                found: packet.body.terminal.clone(),
+            });
+        }
+        let key = terminal
+            .public_key
+            .as_deref()
+            .and_then(|text| PublicKey::from_base64(text).ok())
+            .ok_or_else(|| IngestError::NotEnrolled(terminal.id.clone()))?;
+        packet
+            .verify_signature(&key)
+            .map_err(|_| IngestError::BadPacketSignature(terminal.id.clone()))?;
+        let known = self.knowledge(terminal, &packet).await?;
+        let merchant = terminal.merchant.clone();
+        let packet = Arc::new(packet);
+        let checked_packet = Arc::clone(&packet);
+        let records = tokio::task::spawn_blocking(move || {
+            check_packet(&checked_packet, &key, &merchant, &known)
+        })
+        .await
+        .map_err(|err| StoreError::Other(format!("verification task: {err}")))?;
+        let incoming = IncomingPacket {
+            id: packet.id().to_hex(),
+            terminal: terminal.id.clone(),
+            first_seq: packet.body.first_seq,
+            last_seq: packet.body.last_seq,
+            received_at: now,
+            records,
+        };
+        let answer = self.store.ingest(incoming).await?;
+        for record in answer.records.iter().chain(answer.resolved.iter()) {
+            self.metrics.record_outcome(record.outcome, record.reason);
+            match record.outcome {
+                Outcome::Flagged => tracing::warn!(
+                    terminal = %terminal.id,
+                    seq = record.seq,
+                    reason = record.reason.map(Reason::as_str).unwrap_or(""),
+                    "record flagged"
+                ),
+                outcome => tracing::debug!(
+                    terminal = %terminal.id,
+                    seq = record.seq,
+                    outcome = outcome.as_str(),
+                    "record"
+                ),
+            }
+        }
+        tracing::info!(
+            terminal = %terminal.id,
+            packet = %packet.id(),
+            first_seq = packet.body.first_seq,
+            last_seq = packet.body.last_seq,
+            acked_through = answer.acked_through,
+            seen_before = answer.seen_before,
+            "packet ingested"
+        );
+        self.metrics.packet_ingested(packet.body.records.len());
+        Ok(PacketAnswer {
+            packet: packet.id().to_hex(),
+            records: answer.records,
+            acked_through: answer.acked_through,
+        })
+    }
+
+    /// Loads what the packet's records are checked against.
+    async fn knowledge(
+        &self,
+        terminal: &Terminal,
+        packet: &Packet,
+    ) -> Result<Knowledge, IngestError> {
+        let mut known = Knowledge::default();
+        let hashes: HashSet<String> = packet
+            .body
+            .records
+            .iter()
+            .flat_map(|record| record.body.inputs.benefits.iter())
+            .map(|named| named.hash.to_hex())
+            .collect();
+        for hash in hashes {
+            if let Some(version) = self.benefit(&hash).await? {
+                known.benefits.insert(hash, version);
+            }
+        }
+        let credentials: Vec<String> = packet
+            .body
+            .records
+            .iter()
+            .map(|record| record.body.credential.hash.clone())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        known.credentials = self.store.credential_states(&credentials).await?;
+        let in_packet: HashMap<u64, &SignedRecord> = packet
+            .body
+            .records
+            .iter()
+            .map(|record| (record.body.seq, record))
+            .collect();
+        for record in &packet.body.records {
+            let Some(voided) = record.body.voids else {
+                continue;
+            };
+            if let Some(sale) = in_packet.get(&voided) {
+                if sale.body.kind == RecordKind::Sale {
+                    known
+                        .sales
+                        .insert(voided, (sale.body.cart.clone(), sale.body.quote.clone()));
+                }
+                continue;
+            }
+            if let Some(body) = self.store.record_body(&terminal.id, voided).await? {
+                if let Ok(sale) = serde_json::from_str::<shared::wire::record::RecordBody>(&body) {
+                    if sale.kind == RecordKind::Sale {
+                        known.sales.insert(voided, (sale.cart, sale.quote));
+                    }
+                }
+            }
+        }
+        Ok(known)
+    }
+
+    async fn benefit(&self, hash: &str) -> Result<Option<Arc<BenefitVersion>>, StoreError> {
+        if let Ok(cache) = self.benefit_cache.read() {
+            if let Some(version) = cache.get(hash) {
+                return Ok(Some(Arc::clone(version)));
+            }
+        }
+        let Some(version) = self.store.benefit_version(hash).await? else {
+            return Ok(None);
+        };
+        let version = Arc::new(version);
+        if let Ok(mut cache) = self.benefit_cache.write() {
+            cache.insert(hash.to_owned(), Arc::clone(&version));
+        }
+        Ok(Some(version))
+    }
+}
+
+#[cfg(test)]
+mod tests;

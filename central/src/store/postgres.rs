@@ -1,0 +1,1428 @@
+//! The PostgreSQL [`Store`]: production, and several central processes
+//! over one database.
+//!
+//! Safety across processes comes from the database: primary keys on
+//! `(terminal, seq)`, `(terminal, seq, hash)` and packet ids; a packet's
+//! transaction first locks its terminal's row (`FOR UPDATE`), so two
+//! instances ingesting the same terminal take turns; and every transaction
+//! that appends to `changes` takes one transaction-scoped advisory lock
+//! just before it, so change numbers become visible in commit order and a
+//! delta from version N can never miss a change below a newer one.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use jiff::civil::Date;
+use jiff::Timestamp;
+use shared::model::{Benefit, Grant, Membership};
+use shared::wire::record::CredentialKind;
+use tokio_postgres::{NoTls, Transaction};
+
+use super::plan::{self, Known, Outcome, Reason};
+use super::*;
+
+/// Migrations in order; the file names match `migrations/sqlite/`.
+pub const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_init.sql",
+    include_str!("../../migrations/postgres/0001_init.sql"),
+)];
+
+/// Advisory lock keys (arbitrary constants, named here once).
+const LOCK_MIGRATIONS: i64 = 0x6365_6e74_0001;
+const LOCK_CHANGES: i64 = 0x6365_6e74_0002;
+/// Connections per central process.
+const POOL_MAX: usize = 16;
+
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+impl PostgresStore {
+    /// Connects and runs migrations. `schema`: use (and create) this schema
+    /// instead of the default search path; tests use a fresh one each.
+    pub async fn connect(url: &str, schema: Option<&str>) -> StoreResult<PostgresStore> {
+        let mut config = tokio_postgres::Config::from_str(url)
+            .map_err(|err| StoreError::Other(format!("database URL: {err}")))?;
+        if let Some(schema) = schema {
+            if !schema
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            {
+                return Err(StoreError::Invalid(format!("schema name {schema:?}")));
+            }
+            let (client, connection) = config.connect(NoTls).await?;
+            let task = tokio::spawn(connection);
+            client
+                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                .await?;
+            drop(client);
+            let _ = task.await;
+            config.options(format!("-c search_path={schema}"));
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_MAX)
+            .build()
+            .map_err(|err| StoreError::Other(format!("postgres pool: {err}")))?;
+        let store = PostgresStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> StoreResult<Object> {
+        Ok(self.pool.get().await?)
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_MIGRATIONS])
+            .await?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)",
+        )
+        .await?;
+        let applied: HashSet<String> = tx
+            .query("SELECT name FROM schema_migrations", &[])
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        let known: HashSet<&str> = MIGRATIONS.iter().map(|(name, _)| *name).collect();
+        if let Some(newer) = applied.iter().find(|name| !known.contains(name.as_str())) {
+            return Err(StoreError::Other(format!(
+                "the database has migration {newer} that this central does not know: refusing to run an older central on a newer database"
+            )));
+        }
+        for (name, sql) in MIGRATIONS {
+            if applied.contains(*name) {
+                continue;
+            }
+            tx.batch_execute(sql)
+                .await
+                .map_err(|err| StoreError::Other(format!("migration {name}: {err}")))?;
+            tx.execute(
+                "INSERT INTO schema_migrations (name, applied_at) VALUES ($1, $2)",
+                &[name, &Timestamp::now().to_string()],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn parse_ts(text: &str) -> StoreResult<Timestamp> {
+    text.parse()
+        .map_err(|err| StoreError::Other(format!("stored instant {text:?}: {err}")))
+}
+
+fn parse_date(text: Option<String>) -> StoreResult<Option<Date>> {
+    text.map(|text| {
+        text.parse()
+            .map_err(|err| StoreError::Other(format!("stored date {text:?}: {err}")))
+    })
+    .transpose()
+}
+
+fn date_text(date: Option<Date>) -> Option<String> {
+    date.map(|date| date.to_string())
+}
+
+fn parse_benefit(json: &str) -> StoreResult<Benefit> {
+    serde_json::from_str(json)
+        .map_err(|err| StoreError::Other(format!("stored benefit definition: {err}")))
+}
+
+fn credential_kind(text: &str) -> StoreResult<CredentialKind> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned()))
+        .map_err(|_| StoreError::Other(format!("stored credential kind {text:?}")))
+}
+
+/// Takes the change-log lock: from here to commit this transaction is the
+/// only one appending changes, so seqs are visible in order.
+async fn lock_changes(tx: &Transaction<'_>) -> StoreResult<()> {
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_CHANGES])
+        .await?;
+    Ok(())
+}
+
+async fn log_change(tx: &Transaction<'_>, kind: &str, key: &str) -> StoreResult<u64> {
+    let row = tx
+        .query_one(
+            "INSERT INTO changes (kind, key) VALUES ($1, $2) RETURNING seq",
+            &[&kind, &key],
+        )
+        .await?;
+    Ok(to_u64(row.get(0)))
+}
+
+const TERMINAL_COLUMNS: &str =
+    "id, merchant, label, categories, status, public_key, acked_through, last_seen, clock_skew_s";
+
+fn terminal_from_row(row: &tokio_postgres::Row) -> StoreResult<Terminal> {
+    let categories: String = row.get(3);
+    let status: String = row.get(4);
+    let last_seen: Option<String> = row.get(7);
+    Ok(Terminal {
+        id: row.get(0),
+        merchant: row.get(1),
+        label: row.get(2),
+        categories: serde_json::from_str(&categories).unwrap_or_default(),
+        status: TerminalStatus::parse(&status)?,
+        public_key: row.get(5),
+        acked_through: to_u64(row.get(6)),
+        last_seen: last_seen.and_then(|text| text.parse().ok()),
+        clock_skew_s: row.get(8),
+    })
+}
+
+fn credential_row(row: &tokio_postgres::Row) -> CredentialRow {
+    let blocked: Option<i64> = row.get(2);
+    CredentialRow {
+        hash: row.get(0),
+        recipient: row.get(1),
+        status: if blocked.is_some() {
+            CredentialStatus::Blocked
+        } else {
+            CredentialStatus::Active
+        },
+    }
+}
+
+async fn recipient_data(
+    client: &Object,
+    ids: &[String],
+    usage: &UsageQuery,
+) -> StoreResult<Vec<RecipientData>> {
+    let mut entries: HashMap<String, RecipientEntries> = HashMap::new();
+    for row in client
+        .query(
+            "SELECT recipient, benefit, valid_from, valid_to FROM grants WHERE recipient = ANY($1)",
+            &[&ids],
+        )
+        .await?
+    {
+        entries.entry(row.get(0)).or_default().grants.push(Grant {
+            benefit: row.get(1),
+            valid_from: parse_date(row.get(2))?,
+            valid_to: parse_date(row.get(3))?,
+        });
+    }
+    for row in client
+        .query(
+            "SELECT recipient, grp, valid_from, valid_to FROM memberships WHERE recipient = ANY($1)",
+            &[&ids],
+        )
+        .await?
+    {
+        entries
+            .entry(row.get(0))
+            .or_default()
+            .memberships
+            .push(Membership {
+                group: row.get(1),
+                valid_from: parse_date(row.get(2))?,
+                valid_to: parse_date(row.get(3))?,
+            });
+    }
+    let mut usage_rows: HashMap<String, Vec<UsageRow>> = HashMap::new();
+    for row in client
+        .query(
+            "SELECT recipient, benefit, day, SUM(count)::BIGINT, SUM(amount_cents)::BIGINT FROM usage_days
+             WHERE recipient = ANY($1) AND day >= $2 AND terminal <> $3
+             GROUP BY recipient, benefit, day",
+            &[&ids, &usage.since.to_string(), &usage.exclude_terminal],
+        )
+        .await?
+    {
+        let day: String = row.get(2);
+        usage_rows.entry(row.get(0)).or_default().push(UsageRow {
+            benefit: row.get(1),
+            day: parse_date(Some(day))?.unwrap_or(Date::MIN),
+            count: row.get(3),
+            amount_cents: row.get(4),
+        });
+    }
+    Ok(ids
+        .iter()
+        .map(|id| RecipientData {
+            id: id.clone(),
+            entries: entries.remove(id).unwrap_or_default(),
+            usage: usage_rows.remove(id).unwrap_or_default(),
+        })
+        .collect())
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn create_token(&self, token: &Token) -> StoreResult<()> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO tokens (hash, role, scope, label) VALUES ($1, $2, $3, $4)",
+                &[
+                    &token.hash,
+                    &token.role.kind(),
+                    &token.role.scope(),
+                    &token.label,
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn token(&self, hash: &str) -> StoreResult<Option<Token>> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT role, scope, label FROM tokens WHERE hash = $1",
+                &[&hash],
+            )
+            .await?;
+        row.map(|row| {
+            Ok(Token {
+                hash: hash.to_owned(),
+                role: Role::from_parts(row.get::<_, &str>(0), row.get(1))?,
+                label: row.get(2),
+            })
+        })
+        .transpose()
+    }
+
+    async fn upsert_provider(&self, party: &Party) -> StoreResult<()> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO providers (id, name) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET name = excluded.name",
+                &[&party.id, &party.name],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn providers(&self) -> StoreResult<Vec<Party>> {
+        Ok(self
+            .client()
+            .await?
+            .query("SELECT id, name FROM providers ORDER BY id", &[])
+            .await?
+            .iter()
+            .map(|row| Party {
+                id: row.get(0),
+                name: row.get(1),
+            })
+            .collect())
+    }
+
+    async fn upsert_merchant(&self, party: &Party) -> StoreResult<()> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO merchants (id, name) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET name = excluded.name",
+                &[&party.id, &party.name],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn merchants(&self) -> StoreResult<Vec<Party>> {
+        Ok(self
+            .client()
+            .await?
+            .query("SELECT id, name FROM merchants ORDER BY id", &[])
+            .await?
+            .iter()
+            .map(|row| Party {
+                id: row.get(0),
+                name: row.get(1),
+            })
+            .collect())
+    }
+
+    async fn upsert_group(&self, group: &Group) -> StoreResult<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let owner: Option<String> = tx
+            .query_opt(
+                "SELECT provider FROM recipient_groups WHERE id = $1 FOR UPDATE",
+                &[&group.id],
+            )
+            .await?
+            .map(|row| row.get(0));
+        if let Some(owner) = owner.filter(|owner| *owner != group.provider) {
+            return Err(StoreError::Conflict(format!(
+                "group {:?} belongs to provider {owner:?}",
+                group.id
+            )));
+        }
+        tx.execute(
+            "INSERT INTO recipient_groups (id, provider, label) VALUES ($1, $2, $3)
+             ON CONFLICT (id) DO UPDATE SET label = excluded.label",
+            &[&group.id, &group.provider, &group.label],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn groups(&self, provider: Option<&str>) -> StoreResult<Vec<Group>> {
+        Ok(self
+            .client()
+            .await?
+            .query(
+                "SELECT id, provider, label FROM recipient_groups WHERE $1::TEXT IS NULL OR provider = $1 ORDER BY id",
+                &[&provider],
+            )
+            .await?
+            .iter()
+            .map(|row| Group {
+                id: row.get(0),
+                provider: row.get(1),
+                label: row.get(2),
+            })
+            .collect())
+    }
+
+    async fn publish_benefit(
+        &self,
+        benefit: &Benefit,
+        terminal_json: &str,
+        terminal_hash: &str,
+    ) -> StoreResult<StoredBenefit> {
+        let definition = serde_json::to_string(benefit)
+            .map_err(|err| StoreError::Other(format!("encoding benefit: {err}")))?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // Serialise publications of one benefit id across processes.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('benefit:' || $1))",
+            &[&benefit.id],
+        )
+        .await?;
+        let existing = tx
+            .query_opt(
+                "SELECT provider, definition, terminal_hash, published_seq FROM benefits WHERE id = $1",
+                &[&benefit.id],
+            )
+            .await?;
+        let mut old_benefit: Option<Benefit> = None;
+        if let Some(row) = existing {
+            let provider: String = row.get(0);
+            let old_definition: String = row.get(1);
+            if provider != benefit.provider {
+                return Err(StoreError::Conflict(format!(
+                    "benefit {:?} belongs to provider {provider:?}",
+                    benefit.id
+                )));
+            }
+            if old_definition == definition {
+                return Ok(StoredBenefit {
+                    benefit: benefit.clone(),
+                    terminal_hash: row.get(2),
+                    published_seq: to_u64(row.get(3)),
+                });
+            }
+            old_benefit = Some(parse_benefit(&old_definition)?);
+        }
+        lock_changes(&tx).await?;
+        let seq = log_change(&tx, "benefit", &benefit.id).await?;
+        tx.execute(
+            "INSERT INTO benefit_versions (hash, benefit, definition, published_seq) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (hash) DO NOTHING",
+            &[&terminal_hash, &benefit.id, &terminal_json, &to_i64(seq)],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO benefits (id, provider, definition, terminal_hash, published_seq) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (id) DO UPDATE SET definition = excluded.definition,
+               terminal_hash = excluded.terminal_hash, published_seq = excluded.published_seq",
+            &[&benefit.id, &benefit.provider, &definition, &terminal_hash, &to_i64(seq)],
+        )
+        .await?;
+        for (sql, parameter) in super::sqlite::affected_recipients(old_benefit.as_ref(), benefit) {
+            tx.execute(sql.as_str(), &[&parameter]).await?;
+        }
+        tx.commit().await?;
+        Ok(StoredBenefit {
+            benefit: benefit.clone(),
+            terminal_hash: terminal_hash.to_owned(),
+            published_seq: seq,
+        })
+    }
+
+    async fn benefits(&self, provider: Option<&str>) -> StoreResult<Vec<StoredBenefit>> {
+        self.client()
+            .await?
+            .query(
+                "SELECT definition, terminal_hash, published_seq FROM benefits WHERE $1::TEXT IS NULL OR provider = $1 ORDER BY id",
+                &[&provider],
+            )
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(StoredBenefit {
+                    benefit: parse_benefit(row.get(0))?,
+                    terminal_hash: row.get(1),
+                    published_seq: to_u64(row.get(2)),
+                })
+            })
+            .collect()
+    }
+
+    async fn benefit_version(&self, hash: &str) -> StoreResult<Option<BenefitVersion>> {
+        self.client()
+            .await?
+            .query_opt(
+                "SELECT definition, published_seq FROM benefit_versions WHERE hash = $1",
+                &[&hash],
+            )
+            .await?
+            .map(|row| {
+                Ok(BenefitVersion {
+                    hash: hash.to_owned(),
+                    benefit: parse_benefit(row.get(0))?,
+                    published_seq: to_u64(row.get(1)),
+                })
+            })
+            .transpose()
+    }
+
+    async fn create_terminal(&self, terminal: &NewTerminal) -> StoreResult<String> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        if tx
+            .query_opt(
+                "SELECT 1 FROM merchants WHERE id = $1",
+                &[&terminal.merchant],
+            )
+            .await?
+            .is_none()
+        {
+            return Err(StoreError::NotFound(format!(
+                "merchant {:?}",
+                terminal.merchant
+            )));
+        }
+        let n: i64 = tx
+            .query_one("INSERT INTO terminal_ids DEFAULT VALUES RETURNING n", &[])
+            .await?
+            .get(0);
+        let id = format!("T-{n:06}");
+        let categories = serde_json::to_string(&terminal.categories)
+            .map_err(|err| StoreError::Other(err.to_string()))?;
+        tx.execute(
+            "INSERT INTO terminals (id, merchant, label, categories, status) VALUES ($1, $2, $3, $4, 'pending')",
+            &[&id, &terminal.merchant, &terminal.label, &categories],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO enrol_codes (hash, terminal, expires_at) VALUES ($1, $2, $3)",
+            &[
+                &terminal.code_hash,
+                &id,
+                &terminal.code_expires_at.to_string(),
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn enrol(
+        &self,
+        code_hash: &str,
+        public_key: &str,
+        label: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<Result<Terminal, EnrolRefusal>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let Some(code) = tx
+            .query_opt(
+                "SELECT terminal, expires_at, used_at FROM enrol_codes WHERE hash = $1 FOR UPDATE",
+                &[&code_hash],
+            )
+            .await?
+        else {
+            return Ok(Err(EnrolRefusal::UnknownCode));
+        };
+        let terminal_id: String = code.get(0);
+        let expires_at: String = code.get(1);
+        let used_at: Option<String> = code.get(2);
+        if used_at.is_some() {
+            return Ok(Err(EnrolRefusal::UsedCode));
+        }
+        if parse_ts(&expires_at)? <= now {
+            return Ok(Err(EnrolRefusal::ExpiredCode));
+        }
+        if tx
+            .query_opt(
+                "SELECT 1 FROM terminals WHERE public_key = $1",
+                &[&public_key],
+            )
+            .await?
+            .is_some()
+        {
+            return Ok(Err(EnrolRefusal::KeyInUse));
+        }
+        let updated = tx
+            .execute(
+                "UPDATE terminals SET public_key = $2, status = 'active', enrolled_at = $3,
+                   label = COALESCE($4, label)
+                 WHERE id = $1 AND status = 'pending'",
+                &[&terminal_id, &public_key, &now.to_string(), &label],
+            )
+            .await?;
+        if updated == 0 {
+            return Ok(Err(EnrolRefusal::UsedCode));
+        }
+        tx.execute(
+            "UPDATE enrol_codes SET used_at = $2 WHERE hash = $1",
+            &[&code_hash, &now.to_string()],
+        )
+        .await?;
+        let row = tx
+            .query_one(
+                &format!("SELECT {TERMINAL_COLUMNS} FROM terminals WHERE id = $1"),
+                &[&terminal_id],
+            )
+            .await?;
+        let terminal = terminal_from_row(&row)?;
+        tx.commit().await?;
+        Ok(Ok(terminal))
+    }
+
+    async fn terminal(&self, id: &str) -> StoreResult<Option<Terminal>> {
+        self.client()
+            .await?
+            .query_opt(
+                &format!("SELECT {TERMINAL_COLUMNS} FROM terminals WHERE id = $1"),
+                &[&id],
+            )
+            .await?
+            .map(|row| terminal_from_row(&row))
+            .transpose()
+    }
+
+    async fn terminals(&self, merchant: Option<&str>) -> StoreResult<Vec<Terminal>> {
+        self.client()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {TERMINAL_COLUMNS} FROM terminals WHERE $1::TEXT IS NULL OR merchant = $1 ORDER BY id"
+                ),
+                &[&merchant],
+            )
+            .await?
+            .iter()
+            .map(terminal_from_row)
+            .collect()
+    }
+
+    async fn revoke_terminal(&self, id: &str, now: Timestamp) -> StoreResult<bool> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let updated = tx
+            .execute(
+                "UPDATE terminals SET status = 'revoked', revoked_at = COALESCE(revoked_at, $2) WHERE id = $1",
+                &[&id, &now.to_string()],
+            )
+            .await?;
+        tx.execute(
+            "UPDATE enrol_codes SET used_at = $2 WHERE terminal = $1 AND used_at IS NULL",
+            &[&id, &now.to_string()],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(updated > 0)
+    }
+
+    async fn heartbeat(&self, id: &str, now: Timestamp, skew_s: i64) -> StoreResult<()> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE terminals SET last_seen = $2, clock_skew_s = $3 WHERE id = $1",
+                &[&id, &now.to_string(), &skew_s],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn import(
+        &self,
+        provider: &str,
+        rows: Vec<ImportRow>,
+        progress: Option<Progress>,
+    ) -> StoreResult<ImportSummary> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let summary = import_rows(&tx, provider, rows, progress).await?;
+        tx.commit().await?;
+        Ok(summary)
+    }
+
+    async fn block_credential(&self, hash: &str) -> StoreResult<Option<u64>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let Some(row) = tx
+            .query_opt(
+                "SELECT blocked_seq FROM credentials WHERE hash = $1 FOR UPDATE",
+                &[&hash],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        if let Some(seq) = row.get::<_, Option<i64>>(0) {
+            return Ok(Some(to_u64(seq)));
+        }
+        lock_changes(&tx).await?;
+        let seq = log_change(&tx, "credential", hash).await?;
+        tx.execute(
+            "UPDATE credentials SET blocked_seq = $2 WHERE hash = $1",
+            &[&hash, &to_i64(seq)],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(seq))
+    }
+
+    async fn credential_states(
+        &self,
+        hashes: &[String],
+    ) -> StoreResult<HashMap<String, CredentialState>> {
+        Ok(self
+            .client()
+            .await?
+            .query(
+                "SELECT hash, recipient, blocked_seq FROM credentials WHERE hash = ANY($1)",
+                &[&hashes],
+            )
+            .await?
+            .iter()
+            .map(|row| {
+                let blocked: Option<i64> = row.get(2);
+                (
+                    row.get(0),
+                    CredentialState {
+                        recipient: row.get(1),
+                        blocked_seq: blocked.map(to_u64),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    async fn recipient(
+        &self,
+        id: &str,
+        provider: Option<&str>,
+    ) -> StoreResult<Option<RecipientView>> {
+        let client = self.client().await?;
+        let visible = client
+            .query_opt(
+                "SELECT 1 FROM recipients r WHERE r.id = $1 AND ($2::TEXT IS NULL OR r.provider = $2
+                   OR EXISTS (SELECT 1 FROM grants g WHERE g.recipient = r.id AND g.provider = $2)
+                   OR EXISTS (SELECT 1 FROM memberships m WHERE m.recipient = r.id AND m.provider = $2))",
+                &[&id, &provider],
+            )
+            .await?
+            .is_some();
+        if !visible {
+            return Ok(None);
+        }
+        let ids = vec![id.to_owned()];
+        let usage = UsageQuery {
+            since: Date::MAX,
+            exclude_terminal: String::new(),
+        };
+        let entries = recipient_data(&client, &ids, &usage)
+            .await?
+            .pop()
+            .map(|data| data.entries)
+            .unwrap_or_default();
+        let mut credentials = Vec::new();
+        for row in client
+            .query(
+                "SELECT hash, kind, blocked_seq FROM credentials WHERE recipient = $1 ORDER BY hash",
+                &[&id],
+            )
+            .await?
+        {
+            let blocked: Option<i64> = row.get(2);
+            credentials.push((
+                row.get(0),
+                credential_kind(row.get(1))?,
+                if blocked.is_some() {
+                    CredentialStatus::Blocked
+                } else {
+                    CredentialStatus::Active
+                },
+            ));
+        }
+        Ok(Some(RecipientView {
+            id: id.to_owned(),
+            entries,
+            credentials,
+        }))
+    }
+
+    async fn provider_knows_credential(&self, provider: &str, hash: &str) -> StoreResult<bool> {
+        Ok(self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT 1 FROM credentials c JOIN recipients r ON r.id = c.recipient WHERE c.hash = $1 AND (r.provider = $2
+                   OR EXISTS (SELECT 1 FROM grants g WHERE g.recipient = r.id AND g.provider = $2)
+                   OR EXISTS (SELECT 1 FROM memberships m WHERE m.recipient = r.id AND m.provider = $2))",
+                &[&hash, &provider],
+            )
+            .await?
+            .is_some())
+    }
+
+    async fn ingest(&self, packet: IncomingPacket) -> StoreResult<IngestAnswer> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let answer = ingest_packet(&tx, &packet).await?;
+        tx.commit().await?;
+        Ok(answer)
+    }
+
+    async fn records(&self, filter: &RecordFilter) -> StoreResult<Vec<RecordRow>> {
+        let provider_pattern = filter.provider.as_ref().map(|p| format!("%,{p},%"));
+        let (after_terminal, after_seq) = filter
+            .after
+            .clone()
+            .map(|(terminal, seq)| (Some(terminal), to_i64(seq)))
+            .unwrap_or((None, 0));
+        self.client()
+            .await?
+            .query(
+                "SELECT terminal, seq, hash, outcome, reason, recipient, merchant, at, kind, discount_cents, body
+                 FROM records
+                 WHERE ($1::TEXT IS NULL OR merchant = $1) AND ($2::TEXT IS NULL OR providers LIKE $2)
+                   AND ($3::TEXT IS NULL OR terminal = $3) AND ($4::TEXT IS NULL OR outcome = $4)
+                   AND ($5::TEXT IS NULL OR terminal > $5 OR (terminal = $5 AND seq > $6))
+                 ORDER BY terminal, seq LIMIT $7",
+                &[
+                    &filter.merchant,
+                    &provider_pattern,
+                    &filter.terminal,
+                    &filter.outcome,
+                    &after_terminal,
+                    &after_seq,
+                    &i64::from(filter.limit),
+                ],
+            )
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(RecordRow {
+                    terminal: row.get(0),
+                    seq: to_u64(row.get(1)),
+                    hash: row.get(2),
+                    outcome: row.get(3),
+                    reason: row.get(4),
+                    recipient: row.get(5),
+                    merchant: row.get(6),
+                    at: parse_ts(row.get(7))?,
+                    kind: row.get(8),
+                    discount_cents: row.get(9),
+                    body: row.get(10),
+                })
+            })
+            .collect()
+    }
+
+    async fn forks(&self, terminal: Option<&str>) -> StoreResult<Vec<ForkRow>> {
+        Ok(self
+            .client()
+            .await?
+            .query(
+                "SELECT terminal, seq, hash, body FROM forks WHERE $1::TEXT IS NULL OR terminal = $1 ORDER BY terminal, seq, hash",
+                &[&terminal],
+            )
+            .await?
+            .iter()
+            .map(|row| ForkRow {
+                terminal: row.get(0),
+                seq: to_u64(row.get(1)),
+                hash: row.get(2),
+                body: row.get(3),
+            })
+            .collect())
+    }
+
+    async fn record_body(&self, terminal: &str, seq: u64) -> StoreResult<Option<String>> {
+        Ok(self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT body FROM records WHERE terminal = $1 AND seq = $2",
+                &[&terminal, &to_i64(seq)],
+            )
+            .await?
+            .map(|row| row.get(0)))
+    }
+
+    async fn version(&self) -> StoreResult<u64> {
+        let row = self
+            .client()
+            .await?
+            .query_one("SELECT MAX(seq) FROM changes", &[])
+            .await?;
+        Ok(row.get::<_, Option<i64>>(0).map(to_u64).unwrap_or(0))
+    }
+
+    async fn oldest_delta_base(&self) -> StoreResult<u64> {
+        Ok(0)
+    }
+
+    async fn changes_since(&self, after: u64, upto: u64, limit: u64) -> StoreResult<Vec<Change>> {
+        Ok(self
+            .client()
+            .await?
+            .query(
+                "SELECT DISTINCT kind, key FROM changes WHERE seq > $1 AND seq <= $2 AND kind <> 'usage' LIMIT $3",
+                &[&to_i64(after), &to_i64(upto), &to_i64(limit + 1)],
+            )
+            .await?
+            .iter()
+            .map(|row| {
+                let kind: &str = row.get(0);
+                let key: String = row.get(1);
+                match kind {
+                    "benefit" => Change::Benefit(key),
+                    "credential" => Change::Credential(key),
+                    _ => Change::Recipient(key),
+                }
+            })
+            .collect())
+    }
+
+    async fn usage_changed_since(
+        &self,
+        after: u64,
+        upto: u64,
+        terminal: &str,
+    ) -> StoreResult<Vec<String>> {
+        Ok(self
+            .client()
+            .await?
+            .query(
+                "SELECT DISTINCT recipient FROM usage_days WHERE change_seq > $1 AND change_seq <= $2 AND terminal <> $3",
+                &[&to_i64(after), &to_i64(upto), &terminal],
+            )
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect())
+    }
+
+    async fn credentials_page(&self, after: &str, limit: u32) -> StoreResult<Vec<CredentialRow>> {
+        Ok(self
+            .client()
+            .await?
+            .query(
+                "SELECT hash, recipient, blocked_seq FROM credentials WHERE hash > $1 ORDER BY hash LIMIT $2",
+                &[&after, &i64::from(limit)],
+            )
+            .await?
+            .iter()
+            .map(credential_row)
+            .collect())
+    }
+
+    async fn credentials_by_hash(&self, hashes: &[String]) -> StoreResult<Vec<CredentialRow>> {
+        Ok(self
+            .client()
+            .await?
+            .query(
+                "SELECT hash, recipient, blocked_seq FROM credentials WHERE hash = ANY($1) ORDER BY hash",
+                &[&hashes],
+            )
+            .await?
+            .iter()
+            .map(credential_row)
+            .collect())
+    }
+
+    async fn credentials_of(&self, recipients: &[String]) -> StoreResult<Vec<CredentialRow>> {
+        Ok(self
+            .client()
+            .await?
+            .query(
+                "SELECT hash, recipient, blocked_seq FROM credentials WHERE recipient = ANY($1) ORDER BY hash",
+                &[&recipients],
+            )
+            .await?
+            .iter()
+            .map(credential_row)
+            .collect())
+    }
+
+    async fn recipients_page(
+        &self,
+        after: &str,
+        limit: u32,
+        usage: &UsageQuery,
+    ) -> StoreResult<Vec<RecipientData>> {
+        let client = self.client().await?;
+        let ids: Vec<String> = client
+            .query(
+                "SELECT id FROM recipients WHERE id > $1 ORDER BY id LIMIT $2",
+                &[&after, &i64::from(limit)],
+            )
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        recipient_data(&client, &ids, usage).await
+    }
+
+    async fn recipients_by_id(
+        &self,
+        ids: &[String],
+        usage: &UsageQuery,
+    ) -> StoreResult<Vec<RecipientData>> {
+        let client = self.client().await?;
+        let known: Vec<String> = client
+            .query(
+                "SELECT id FROM recipients WHERE id = ANY($1) ORDER BY id",
+                &[&ids],
+            )
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        recipient_data(&client, &known, usage).await
+    }
+}
+
+/// How many rows go into one multi-row statement of an import.
+const IMPORT_BATCH: usize = 10_000;
+
+async fn import_rows(
+    tx: &Transaction<'_>,
+    provider: &str,
+    rows: Vec<ImportRow>,
+    progress: Option<Progress>,
+) -> StoreResult<ImportSummary> {
+    let mut summary = ImportSummary {
+        rows: rows.len() as u64,
+        ..ImportSummary::default()
+    };
+    let mut recipients_touched: HashSet<String> = HashSet::new();
+    let mut changed_recipients: HashSet<String> = HashSet::new();
+    let mut changed_credentials: Vec<String> = Vec::new();
+    let mut done: u64 = 0;
+    let mut personal: Vec<(String, Option<String>, Option<String>)> = Vec::new();
+    let mut credentials: Vec<(String, String, String)> = Vec::new();
+    let mut memberships: Vec<(String, String, Option<String>, Option<String>)> = Vec::new();
+    let mut grants: Vec<(String, String, Option<String>, Option<String>)> = Vec::new();
+    let mut all_recipients: Vec<String> = Vec::new();
+    for row in rows {
+        match row {
+            ImportRow::Recipient {
+                recipient,
+                personal_code,
+                name,
+            } => {
+                all_recipients.push(recipient.clone());
+                if personal_code.is_some() || name.is_some() {
+                    personal.push((recipient, personal_code, name));
+                }
+            }
+            ImportRow::Credential {
+                recipient,
+                kind,
+                hash,
+            } => {
+                all_recipients.push(recipient.clone());
+                credentials.push((hash, kind.as_str().to_owned(), recipient));
+            }
+            ImportRow::Membership {
+                recipient,
+                membership,
+            } => {
+                all_recipients.push(recipient.clone());
+                memberships.push((
+                    recipient,
+                    membership.group,
+                    date_text(membership.valid_from),
+                    date_text(membership.valid_to),
+                ));
+            }
+            ImportRow::Grant { recipient, grant } => {
+                all_recipients.push(recipient.clone());
+                grants.push((
+                    recipient,
+                    grant.benefit,
+                    date_text(grant.valid_from),
+                    date_text(grant.valid_to),
+                ));
+            }
+        }
+    }
+    let mut report = |count: usize| {
+        let before = done / 100_000;
+        done += count as u64;
+        if let Some(report) = &progress {
+            if done / 100_000 != before {
+                report(done);
+            }
+        }
+    };
+    all_recipients.sort();
+    all_recipients.dedup();
+    for chunk in all_recipients.chunks(IMPORT_BATCH) {
+        for row in tx
+            .query(
+                "INSERT INTO recipients (id, provider) SELECT unnest($1::TEXT[]), $2
+                 ON CONFLICT (id) DO NOTHING RETURNING id",
+                &[&chunk, &provider],
+            )
+            .await?
+        {
+            recipients_touched.insert(row.get(0));
+        }
+    }
+    for chunk in personal.chunks(IMPORT_BATCH) {
+        let ids: Vec<&String> = chunk.iter().map(|r| &r.0).collect();
+        let codes: Vec<&Option<String>> = chunk.iter().map(|r| &r.1).collect();
+        let names: Vec<&Option<String>> = chunk.iter().map(|r| &r.2).collect();
+        for row in tx
+            .query(
+                "INSERT INTO recipient_personal (recipient, personal_code, name)
+                 SELECT * FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[])
+                 ON CONFLICT (recipient) DO UPDATE SET personal_code = excluded.personal_code, name = excluded.name
+                 WHERE recipient_personal.personal_code IS DISTINCT FROM excluded.personal_code
+                    OR recipient_personal.name IS DISTINCT FROM excluded.name
+                 RETURNING recipient",
+                &[&ids, &codes, &names],
+            )
+            .await?
+        {
+            recipients_touched.insert(row.get(0));
+        }
+        report(chunk.len());
+    }
+    summary.recipients_changed = recipients_touched.len() as u64;
+    for chunk in credentials.chunks(IMPORT_BATCH) {
+        let hashes: Vec<&String> = chunk.iter().map(|r| &r.0).collect();
+        let kinds: Vec<&String> = chunk.iter().map(|r| &r.1).collect();
+        let owners: Vec<&String> = chunk.iter().map(|r| &r.2).collect();
+        for row in tx
+            .query(
+                "INSERT INTO credentials (hash, kind, recipient)
+                 SELECT * FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[])
+                 ON CONFLICT (hash) DO UPDATE SET kind = excluded.kind, recipient = excluded.recipient
+                 WHERE credentials.kind IS DISTINCT FROM excluded.kind
+                    OR credentials.recipient IS DISTINCT FROM excluded.recipient
+                 RETURNING hash",
+                &[&hashes, &kinds, &owners],
+            )
+            .await?
+        {
+            changed_credentials.push(row.get(0));
+        }
+        report(chunk.len());
+    }
+    summary.credentials_changed = changed_credentials.len() as u64;
+    for (table, column, entries, counter) in [
+        (
+            "memberships",
+            "grp",
+            &memberships,
+            &mut summary.memberships_changed,
+        ),
+        ("grants", "benefit", &grants, &mut summary.grants_changed),
+    ] {
+        for chunk in entries.chunks(IMPORT_BATCH) {
+            let ids: Vec<&String> = chunk.iter().map(|r| &r.0).collect();
+            let keys: Vec<&String> = chunk.iter().map(|r| &r.1).collect();
+            let froms: Vec<&Option<String>> = chunk.iter().map(|r| &r.2).collect();
+            let tos: Vec<&Option<String>> = chunk.iter().map(|r| &r.3).collect();
+            let sql = format!(
+                "INSERT INTO {table} (recipient, {column}, provider, valid_from, valid_to)
+                 SELECT r, k, $5, f, t FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[]) AS u(r, k, f, t)
+                 ON CONFLICT (recipient, {column}) DO UPDATE SET valid_from = excluded.valid_from, valid_to = excluded.valid_to
+                 WHERE {table}.valid_from IS DISTINCT FROM excluded.valid_from
+                    OR {table}.valid_to IS DISTINCT FROM excluded.valid_to
+                 RETURNING recipient"
+            );
+            for row in tx
+                .query(sql.as_str(), &[&ids, &keys, &froms, &tos, &provider])
+                .await?
+            {
+                *counter += 1;
+                changed_recipients.insert(row.get(0));
+            }
+            report(chunk.len());
+        }
+    }
+    lock_changes(tx).await?;
+    for chunk in changed_credentials.chunks(IMPORT_BATCH) {
+        tx.execute(
+            "INSERT INTO changes (kind, key) SELECT 'credential', unnest($1::TEXT[])",
+            &[&chunk],
+        )
+        .await?;
+    }
+    let mut recipients: Vec<String> = changed_recipients.into_iter().collect();
+    recipients.sort();
+    for chunk in recipients.chunks(IMPORT_BATCH) {
+        tx.execute(
+            "INSERT INTO changes (kind, key) SELECT 'recipient', unnest($1::TEXT[])",
+            &[&chunk],
+        )
+        .await?;
+    }
+    let version: Option<i64> = tx
+        .query_one("SELECT MAX(seq) FROM changes", &[])
+        .await?
+        .get(0);
+    summary.version = version.map(to_u64).unwrap_or(0);
+    if let Some(report) = &progress {
+        report(summary.rows);
+    }
+    Ok(summary)
+}
+
+async fn ingest_packet(tx: &Transaction<'_>, packet: &IncomingPacket) -> StoreResult<IngestAnswer> {
+    // The terminal's row lock serialises ingestion of one terminal across
+    // central processes; other terminals proceed in parallel.
+    let Some(row) = tx
+        .query_opt(
+            "SELECT acked_through FROM terminals WHERE id = $1 FOR UPDATE",
+            &[&packet.terminal],
+        )
+        .await?
+    else {
+        return Err(StoreError::NotFound(format!(
+            "terminal {}",
+            packet.terminal
+        )));
+    };
+    let acked: i64 = row.get(0);
+    let seen_before = tx
+        .query_opt("SELECT 1 FROM packets WHERE id = $1", &[&packet.id])
+        .await?
+        .is_some();
+    let mut known = BTreeMap::new();
+    for row in tx
+        .query(
+            "SELECT seq, hash, prev, outcome, reason FROM records WHERE terminal = $1 AND seq >= $2 AND seq <= $3",
+            &[
+                &packet.terminal,
+                &to_i64(packet.first_seq.saturating_sub(1)),
+                &to_i64(packet.last_seq.saturating_add(1)),
+            ],
+        )
+        .await?
+    {
+        let outcome: &str = row.get(3);
+        let reason: Option<&str> = row.get(4);
+        known.insert(
+            to_u64(row.get(0)),
+            Known {
+                hash: row.get(1),
+                prev: row.get(2),
+                outcome: Outcome::parse(outcome).unwrap_or(Outcome::Flagged),
+                reason: reason.and_then(Reason::parse),
+            },
+        );
+    }
+    let decided = plan::plan(&packet.records, &known, seen_before);
+    if !decided.inserts.is_empty() {
+        let records: Vec<(&IncomingRecord, &plan::RecordAnswer)> = decided
+            .inserts
+            .iter()
+            .map(|(idx, answer)| (&packet.records[*idx], answer))
+            .collect();
+        let seqs: Vec<i64> = records.iter().map(|(r, _)| to_i64(r.seq)).collect();
+        let hashes: Vec<&str> = records.iter().map(|(r, _)| r.hash.as_str()).collect();
+        let prevs: Vec<&str> = records.iter().map(|(r, _)| r.prev.as_str()).collect();
+        let outcomes: Vec<&str> = records.iter().map(|(_, a)| a.outcome.as_str()).collect();
+        let reasons: Vec<Option<&str>> = records
+            .iter()
+            .map(|(_, a)| a.reason.map(Reason::as_str))
+            .collect();
+        let recipients: Vec<&str> = records.iter().map(|(r, _)| r.recipient.as_str()).collect();
+        let credentials: Vec<&str> = records.iter().map(|(r, _)| r.credential.as_str()).collect();
+        let merchants: Vec<&str> = records.iter().map(|(r, _)| r.merchant.as_str()).collect();
+        let ats: Vec<String> = records.iter().map(|(r, _)| r.at.to_string()).collect();
+        let kinds: Vec<&str> = records.iter().map(|(r, _)| r.kind.as_str()).collect();
+        let discounts: Vec<i64> = records.iter().map(|(r, _)| r.discount_cents).collect();
+        let providers: Vec<&str> = records.iter().map(|(r, _)| r.providers.as_str()).collect();
+        let snapshots: Vec<i64> = records.iter().map(|(r, _)| to_i64(r.snapshot)).collect();
+        let bodies: Vec<&str> = records.iter().map(|(r, _)| r.body.as_str()).collect();
+        let sigs: Vec<&str> = records.iter().map(|(r, _)| r.sig.as_str()).collect();
+        tx.execute(
+            "INSERT INTO records (terminal, seq, hash, prev, outcome, reason, recipient, credential, merchant, at,
+               kind, discount_cents, providers, snapshot, body, sig, packet)
+             SELECT $1, * , $17 FROM unnest($2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[],
+               $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::BIGINT[], $13::TEXT[],
+               $14::BIGINT[], $15::TEXT[], $16::TEXT[])",
+            &[
+                &packet.terminal,
+                &seqs,
+                &hashes,
+                &prevs,
+                &outcomes,
+                &reasons,
+                &recipients,
+                &credentials,
+                &merchants,
+                &ats,
+                &kinds,
+                &discounts,
+                &providers,
+                &snapshots,
+                &bodies,
+                &sigs,
+                &packet.id,
+            ],
+        )
+        .await?;
+    }
+    for idx in &decided.forks {
+        let record = &packet.records[*idx];
+        tx.execute(
+            "INSERT INTO forks (terminal, seq, hash, body, sig, packet) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (terminal, seq, hash) DO NOTHING",
+            &[
+                &packet.terminal,
+                &to_i64(record.seq),
+                &record.hash,
+                &record.body,
+                &record.sig,
+                &packet.id,
+            ],
+        )
+        .await?;
+    }
+    for answer in &decided.resolved {
+        tx.execute(
+            "UPDATE records SET outcome = $3, reason = $4 WHERE terminal = $1 AND seq = $2 AND outcome = 'held'",
+            &[
+                &packet.terminal,
+                &to_i64(answer.seq),
+                &answer.outcome.as_str(),
+                &answer.reason.map(Reason::as_str),
+            ],
+        )
+        .await?;
+    }
+    tx.execute(
+        "INSERT INTO packets (id, terminal, first_seq, last_seq, received_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (id) DO NOTHING",
+        &[
+            &packet.id,
+            &packet.terminal,
+            &to_i64(packet.first_seq),
+            &to_i64(packet.last_seq),
+            &packet.received_at.to_string(),
+        ],
+    )
+    .await?;
+    // Usage, summed per key first: one upsert may not touch a row twice.
+    let mut usage: BTreeMap<(String, String, String), (i64, i64)> = BTreeMap::new();
+    for (idx, _) in &decided.inserts {
+        let record = &packet.records[*idx];
+        for delta in &record.usage {
+            let entry = usage
+                .entry((
+                    record.recipient.clone(),
+                    delta.benefit.clone(),
+                    delta.day.to_string(),
+                ))
+                .or_default();
+            entry.0 += delta.count;
+            entry.1 += delta.amount_cents;
+        }
+    }
+    // Advance the contiguous head past everything now stored without a gap:
+    // the first stored seq from the old head on whose successor is missing.
+    let start = if acked > 0 {
+        Some(acked)
+    } else {
+        tx.query_opt(
+            "SELECT 1 FROM records WHERE terminal = $1 AND seq = 1",
+            &[&packet.terminal],
+        )
+        .await?
+        .map(|_| 1)
+    };
+    let head: i64 = match start {
+        None => 0,
+        Some(start) => tx
+            .query_one(
+                "SELECT MIN(r.seq) FROM records r WHERE r.terminal = $1 AND r.seq >= $2
+                   AND NOT EXISTS (SELECT 1 FROM records n WHERE n.terminal = r.terminal AND n.seq = r.seq + 1)",
+                &[&packet.terminal, &start],
+            )
+            .await?
+            .get::<_, Option<i64>>(0)
+            .unwrap_or(start),
+    };
+    if head != acked {
+        tx.execute(
+            "UPDATE terminals SET acked_through = $2 WHERE id = $1",
+            &[&packet.terminal, &head],
+        )
+        .await?;
+    }
+    if !usage.is_empty() {
+        lock_changes(tx).await?;
+        let seq = to_i64(log_change(tx, "usage", &packet.id).await?);
+        let recipients: Vec<&str> = usage.keys().map(|k| k.0.as_str()).collect();
+        let benefits: Vec<&str> = usage.keys().map(|k| k.1.as_str()).collect();
+        let days: Vec<&str> = usage.keys().map(|k| k.2.as_str()).collect();
+        let counts: Vec<i64> = usage.values().map(|v| v.0).collect();
+        let amounts: Vec<i64> = usage.values().map(|v| v.1).collect();
+        tx.execute(
+            "INSERT INTO usage_days (recipient, benefit, day, terminal, count, amount_cents, change_seq)
+             SELECT r, b, d, $4, c, a, $7 FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $5::BIGINT[], $6::BIGINT[])
+               AS u(r, b, d, c, a)
+             ON CONFLICT (recipient, benefit, day, terminal) DO UPDATE SET
+               count = usage_days.count + excluded.count,
+               amount_cents = usage_days.amount_cents + excluded.amount_cents,
+               change_seq = excluded.change_seq",
+            &[&recipients, &benefits, &days, &packet.terminal, &counts, &amounts, &seq],
+        )
+        .await?;
+    }
+    Ok(IngestAnswer {
+        records: decided.answers,
+        acked_through: to_u64(head),
+        seen_before,
+        resolved: decided.resolved,
+    })
+}

@@ -358,7 +358,14 @@ impl Ingestor {
             records,
         };
         let answer = self.store.ingest(incoming).await?;
-        for record in answer.records.iter().chain(answer.resolved.iter()) {
+        // A packet seen before decides nothing new: it is counted as a
+        // replay, not as outcomes again.
+        let decided: &[RecordAnswer] = if answer.seen_before {
+            &[]
+        } else {
+            &answer.records
+        };
+        for record in decided.iter().chain(answer.resolved.iter()) {
             self.metrics.record_outcome(record.outcome, record.reason);
             match record.outcome {
                 Outcome::Flagged => tracing::warn!(
@@ -384,7 +391,8 @@ impl Ingestor {
             seen_before = answer.seen_before,
             "packet ingested"
         );
-        self.metrics.packet_ingested(packet.body.records.len());
+        self.metrics
+            .packet_ingested(packet.body.records.len(), answer.seen_before);
         Ok(PacketAnswer {
             packet: packet.id().to_hex(),
             records: answer.records,

@@ -19,6 +19,7 @@ pub struct Metrics {
     packets: AtomicU64,
     packet_records: AtomicU64,
     packets_refused: AtomicU64,
+    packets_replayed: AtomicU64,
     snapshots_full: AtomicU64,
     snapshots_delta: AtomicU64,
     snapshots_current: AtomicU64,
@@ -45,8 +46,11 @@ impl Metrics {
         }
     }
 
-    pub fn packet_ingested(&self, records: usize) {
+    pub fn packet_ingested(&self, records: usize, seen_before: bool) {
         self.packets.fetch_add(1, Ordering::Relaxed);
+        if seen_before {
+            self.packets_replayed.fetch_add(1, Ordering::Relaxed);
+        }
         self.packet_records
             .fetch_add(records as u64, Ordering::Relaxed);
     }
@@ -106,6 +110,11 @@ impl Metrics {
                 "central_packet_records_total",
                 "Records in ingested packets.",
                 &self.packet_records,
+            ),
+            (
+                "central_packets_replayed_total",
+                "Packets received again (answered from stored outcomes, nothing counted twice).",
+                &self.packets_replayed,
             ),
             (
                 "central_packets_refused_total",

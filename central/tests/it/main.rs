@@ -1,1 +1,8 @@
+//! Integration tests of central: the storage suite on SQLite and PostgreSQL,
+//! the HTTPS API end to end with a terminal built from `shared::wire`,
+//! imports, scoping, and two central instances over one PostgreSQL.
 
+mod db;
+mod e2e;
+mod migrations;
+mod world;

@@ -2,7 +2,10 @@
 //! the HTTPS API end to end with a terminal built from `shared::wire`,
 //! imports, scoping, and two central instances over one PostgreSQL.
 
+mod concurrent;
 mod db;
 mod e2e;
 mod migrations;
+mod staff;
+mod sync;
 mod world;

@@ -11,6 +11,7 @@
 //! - [`qr`]: short-lived signed QR / phone tokens, verifiable offline.
 //! - [`credential`]: keyed hashes of credentials (no raw card numbers on terminals).
 //! - [`auth`]: signed HTTP requests from terminals.
+//! - [`harness`]: property checks of every decoder, for fuzzing.
 //! - [`vectors`]: the inputs of the published test vectors (test keys only).
 //!
 //! **API boundary**: agent and central ship separately, and other vendors'
@@ -20,6 +21,7 @@ pub mod auth;
 pub mod canonical;
 pub mod chain;
 pub mod credential;
+pub mod harness;
 pub mod keys;
 pub mod packet;
 pub mod qr;

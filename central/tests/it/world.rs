@@ -57,7 +57,8 @@ pub fn ride_benefit() -> Benefit {
 }
 
 pub struct World {
-    pub db: TestDb,
+    /// Kept alive: owns the data directory (and, for SQLite, the database file).
+    _db: TestDb,
     pub state: AppState,
     pub admin_token: String,
     pub riga_token: String,
@@ -140,7 +141,7 @@ impl World {
             .expect("ride benefit");
         let mut world = World {
             state: state.clone(),
-            db,
+            _db: db,
             admin_token: String::new(),
             riga_token: String::new(),
             state_token: String::new(),
@@ -383,15 +384,6 @@ pub fn lunch(price: &str) -> Vec<CartLine> {
     }]
 }
 
-pub fn ride() -> Vec<CartLine> {
-    vec![CartLine {
-        sku: "RIDE".into(),
-        category: "transport.bus".into(),
-        unit_price: "1.50".parse().expect("price"),
-        qty: 1,
-    }]
-}
-
 /// A running central on loopback over real TLS, and a client trusting its CA.
 pub struct Server {
     pub base: String,
@@ -513,8 +505,4 @@ pub fn day(n: i64) -> Timestamp {
     now()
         .checked_add(jiff::SignedDuration::from_hours(24 * n))
         .expect("instant")
-}
-
-pub fn local(text: &str) -> Timestamp {
-    text.parse().expect("instant")
 }

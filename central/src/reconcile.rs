@@ -391,7 +391,7 @@ struct Late<'p, 'k> {
 /// share one `LocalNow`, so a month of a city needs a few dozen time-zone
 /// conversions per zone instead of one per record.
 #[derive(Default)]
-struct Calendar {
+pub(crate) struct Calendar {
     zones: HashMap<String, ZoneDays>,
 }
 
@@ -402,6 +402,11 @@ struct ZoneDays {
 }
 
 impl Calendar {
+    /// The local date of `at` in `zone`.
+    pub(crate) fn date(&mut self, zone: &shared::model::Zone, at: Timestamp) -> Date {
+        self.zone(zone.name(), zone.tz()).local(at).date
+    }
+
     fn zone(&mut self, name: &str, tz: &TimeZone) -> &mut ZoneDays {
         self.zones
             .entry(name.to_owned())

@@ -6,7 +6,7 @@
 //! escaped as JCS does (`\"`, `\\`, `\b \f \n \r \t`, other controls as
 //! `\u00xx` lowercase, everything else literal); numbers are integers only
 //! (money and percentages are strings), so JCS's float formatting never
-//! arises. `serde_json` with its default sorted `Map` produces exactly this.
+//! arises. The serializer in `ser` writes exactly this, in one pass.
 //!
 //! Integers are limited to ±(2⁵³ − 1), the range every JSON implementation
 //! (and JCS, which reads numbers as IEEE doubles) represents exactly.
@@ -24,21 +24,36 @@ use super::error::{path_at, WireError, WireErrorKind};
 /// The largest integer magnitude allowed in signed JSON: 2⁵³ − 1.
 pub const INTEGER_MAX: u64 = (1 << 53) - 1;
 
+mod ser;
+
 /// Canonical bytes of any serializable value.
-pub fn to_vec<T: Serialize>(value: &T) -> Result<Vec<u8>, WireError> {
-    let value = serde_json::to_value(value).map_err(|err| {
-        WireError::new("", WireErrorKind::Invalid(format!("cannot encode: {err}")))
-    })?;
-    value_to_vec(&value)
+pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, WireError> {
+    to_vec_sized(value, 512)
 }
 
-/// Canonical bytes of a parsed JSON value. Refuses floats.
+/// [`to_vec`] with room for `capacity` bytes reserved up front, when the
+/// size is known (re-encoding a decoded value) or can be guessed.
+pub fn to_vec_sized<T: Serialize + ?Sized>(
+    value: &T,
+    capacity: usize,
+) -> Result<Vec<u8>, WireError> {
+    let mut out = Vec::with_capacity(capacity);
+    ser::write(&mut out, value).map_err(|err| {
+        WireError::new("", WireErrorKind::Invalid(format!("cannot encode: {err}")))
+    })?;
+    Ok(out)
+}
+
+/// Appends the canonical JSON string of `text` (quoted and escaped).
+pub fn write_str(out: &mut Vec<u8>, text: &str) {
+    ser::write_str(out, text);
+}
+
+/// Canonical bytes of a parsed JSON value. Refuses floats and integers out
+/// of range, naming their path.
 pub fn value_to_vec(value: &serde_json::Value) -> Result<Vec<u8>, WireError> {
     check_no_floats(value, &mut String::new())?;
-    // serde_json's Map is a BTreeMap (no `preserve_order` feature), so keys
-    // come out sorted by byte order and the output has no whitespace.
-    serde_json::to_vec(value)
-        .map_err(|err| WireError::new("", WireErrorKind::Invalid(format!("cannot encode: {err}"))))
+    to_vec(value)
 }
 
 fn check_no_floats(value: &serde_json::Value, path: &mut String) -> Result<(), WireError> {

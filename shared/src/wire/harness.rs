@@ -22,6 +22,14 @@ use super::vectors;
 /// Records: decode as sent; decode the body signed with the test key.
 pub fn record(data: &[u8]) -> bool {
     let mut accepted = false;
+    // The fast path agrees with the general one whenever it answers.
+    if let Some(fast) = SignedRecord::from_json_canonical(data) {
+        assert_eq!(
+            Ok(fast),
+            SignedRecord::from_json_general(data),
+            "fast path differs"
+        );
+    }
     if let Ok(record) = SignedRecord::from_json(data) {
         assert_reencodes(data, &record.to_json());
         let again = SignedRecord::from_json(&record.to_json());
@@ -52,6 +60,13 @@ pub fn record(data: &[u8]) -> bool {
 
 /// Packets: decode as sent, re-encode, verify; rebuild and re-sign.
 pub fn packet(data: &[u8]) -> bool {
+    if let Some(fast) = Packet::from_json_canonical(data) {
+        assert_eq!(
+            Ok(fast),
+            Packet::from_json_general(data),
+            "fast path differs"
+        );
+    }
     let Ok(packet) = Packet::from_json(data) else {
         return false;
     };

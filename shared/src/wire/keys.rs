@@ -47,21 +47,37 @@ impl Hash {
     }
 }
 
+impl Hash {
+    /// Lowercase hex into a stack buffer: hashes are formatted on every
+    /// record encoding, so without allocating.
+    fn hex_digits(&self) -> [u8; 64] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 64];
+        for (idx, byte) in self.0.iter().enumerate() {
+            out[2 * idx] = HEX[usize::from(byte >> 4)];
+            out[2 * idx + 1] = HEX[usize::from(byte & 0xf)];
+        }
+        out
+    }
+}
+
 impl fmt::Debug for Hash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.to_hex())
+        fmt::Display::fmt(self, f)
     }
 }
 
 impl fmt::Display for Hash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.to_hex())
+        let digits = self.hex_digits();
+        // Hex digits are ASCII, so this never fails.
+        f.write_str(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?)
     }
 }
 
 impl Serialize for Hash {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.to_hex())
+        serializer.collect_str(self)
     }
 }
 

@@ -163,6 +163,17 @@ impl Packet {
     /// (first/last seq, prev, head, terminal of every record, contiguous
     /// seqs). Does not check signatures; see [`super::chain`].
     pub fn from_json(bytes: &[u8]) -> Result<Packet, WireError> {
+        // The common case, a packet in canonical form, decodes in one typed
+        // pass; anything else takes the general path, which names the error.
+        if let Some(packet) = Packet::from_json_canonical(bytes) {
+            return Ok(packet);
+        }
+        Packet::from_json_general(bytes)
+    }
+
+    /// The general path of [`from_json`](Self::from_json): any formatting,
+    /// precise errors.
+    pub(crate) fn from_json_general(bytes: &[u8]) -> Result<Packet, WireError> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let wire: PacketWire<StrictValue> =
             serde_path_to_error::deserialize(&mut de).map_err(|err| {
@@ -251,6 +262,64 @@ impl Packet {
         let id = Hash::of(&canonical_body);
         Ok(Packet {
             body: header,
+            sig: wire.sig,
+            canonical_body,
+            id,
+        })
+    }
+}
+
+/// A packet body with its records still raw, for the fast path.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PacketBodyRaw<'a> {
+    created_at: Timestamp,
+    first_seq: u64,
+    head: Hash,
+    last_seq: u64,
+    prev: Hash,
+    #[serde(borrow)]
+    records: Vec<&'a serde_json::value::RawValue>,
+    terminal: String,
+    #[serde(rename = "type")]
+    packet_type: PacketType,
+    v: u32,
+}
+
+impl Packet {
+    /// `Some` only when the packet is valid with a canonical body, in which
+    /// case the general path would return the same packet.
+    pub(crate) fn from_json_canonical(bytes: &[u8]) -> Option<Packet> {
+        let wire: PacketWire<&serde_json::value::RawValue> = serde_json::from_slice(bytes).ok()?;
+        let body_bytes = wire.body.get().as_bytes();
+        let raw: PacketBodyRaw<'_> = serde_json::from_slice(body_bytes).ok()?;
+        if raw.v != PACKET_VERSION || raw.records.len() > PACKET_RECORDS_MAX {
+            return None;
+        }
+        let records = raw
+            .records
+            .iter()
+            .map(|record| SignedRecord::from_json_canonical(record.get().as_bytes()))
+            .collect::<Option<Vec<_>>>()?;
+        let body = PacketBody {
+            created_at: raw.created_at,
+            first_seq: raw.first_seq,
+            head: raw.head,
+            last_seq: raw.last_seq,
+            prev: raw.prev,
+            records,
+            terminal: raw.terminal,
+            packet_type: raw.packet_type,
+            v: raw.v,
+        };
+        check_header(&body).ok()?;
+        let canonical_body = Packet::encode_body(&body).ok()?;
+        if canonical_body != body_bytes {
+            return None;
+        }
+        let id = Hash::of(&canonical_body);
+        Some(Packet {
+            body,
             sig: wire.sig,
             canonical_body,
             id,

@@ -159,7 +159,14 @@ impl SignedRecord {
     /// commits a record central cannot read.
     pub fn sign(body: RecordBody, key: &SigningKey) -> Result<SignedRecord, WireError> {
         check_body(&body)?;
-        let canonical_body = canonical::to_vec(&body)?;
+        // About 250 bytes per cart line or history entry, 600 for the rest.
+        let size_guess = 600
+            + 250
+                * (body.cart.len()
+                    + body.inputs.history.len()
+                    + body.inputs.benefits.len()
+                    + body.quote.discounts.len());
+        let canonical_body = canonical::to_vec_sized(&body, size_guess)?;
         let sig = key.sign(&canonical_body);
         let hash = Hash::of(&canonical_body);
         Ok(SignedRecord {
@@ -203,6 +210,18 @@ impl SignedRecord {
     /// Decodes a signed record; refuses unknown fields, floats and a body
     /// that is not in canonical form. Does not check the signature.
     pub fn from_json(bytes: &[u8]) -> Result<SignedRecord, WireError> {
+        // Almost every record arrives with its body in canonical form, as
+        // terminals send it; then one typed parse and one encoding prove it.
+        // Anything else takes the general path, which also names the error.
+        if let Some(record) = SignedRecord::from_json_canonical(bytes) {
+            return Ok(record);
+        }
+        SignedRecord::from_json_general(bytes)
+    }
+
+    /// The general path of [`from_json`](Self::from_json): any formatting,
+    /// precise errors.
+    pub(crate) fn from_json_general(bytes: &[u8]) -> Result<SignedRecord, WireError> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let wire: SignedRecordWire<StrictValue> = serde_path_to_error::deserialize(&mut de)
             .map_err(|err| {
@@ -214,6 +233,33 @@ impl SignedRecord {
         de.end()
             .map_err(|err| WireError::new("", WireErrorKind::Malformed(err.to_string())))?;
         SignedRecord::from_parts(wire.body.0, wire.sig, "body")
+    }
+
+    /// The fast path of [`from_json`](Self::from_json): `Some` only when the
+    /// body is already canonical and valid, in which case the general path
+    /// would return the same record.
+    pub(crate) fn from_json_canonical(bytes: &[u8]) -> Option<SignedRecord> {
+        let (body, sig) = match split_canonical_envelope(bytes) {
+            Some(parts) => parts,
+            None => {
+                let wire: SignedRecordWire<&serde_json::value::RawValue> =
+                    serde_json::from_slice(bytes).ok()?;
+                (wire.body.get().as_bytes(), wire.sig)
+            }
+        };
+        let parsed: RecordBody = serde_json::from_slice(body).ok()?;
+        check_body(&parsed).ok()?;
+        let canonical_body = canonical::to_vec_sized(&parsed, body.len()).ok()?;
+        if canonical_body != body {
+            return None;
+        }
+        let hash = Hash::of(&canonical_body);
+        Some(SignedRecord {
+            body: parsed,
+            sig,
+            canonical_body,
+            hash,
+        })
     }
 
     /// Builds a record from an already parsed body value (used inside packets).
@@ -253,6 +299,21 @@ impl SignedRecord {
             hash,
         })
     }
+}
+
+/// `{"body":<body>,"sig":"<86 characters>"}` exactly, as [`SignedRecord::to_json`]
+/// writes it: the body bytes and the signature, without parsing the
+/// envelope (the body is parsed and proven canonical by the caller).
+fn split_canonical_envelope(bytes: &[u8]) -> Option<(&[u8], Signature)> {
+    const PREFIX: &[u8] = b"{\"body\":";
+    const SIG_MEMBER: &[u8] = b",\"sig\":\"";
+    const SIG_LEN: usize = 86;
+    let rest = bytes.strip_prefix(PREFIX)?.strip_suffix(b"\"}")?;
+    let body_len = rest.len().checked_sub(SIG_MEMBER.len() + SIG_LEN)?;
+    let (body, tail) = rest.split_at(body_len);
+    let sig_text = tail.strip_prefix(SIG_MEMBER)?;
+    let sig = Signature::from_base64(std::str::from_utf8(sig_text).ok()?).ok()?;
+    Some((body, sig))
 }
 
 /// Rules on a body beyond its types: the version, identifiers that stay

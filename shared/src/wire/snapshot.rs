@@ -542,6 +542,14 @@ fn decode_line<T>(line: &[u8], line_no: u64) -> Result<T, WireError>
 where
     T: Serialize + for<'de> Deserialize<'de>,
 {
+    // Fast path: a canonical line (what central writes) is proven so by one
+    // typed parse and one encoding; anything else takes the general path,
+    // which also names the error.
+    if let Ok(value) = serde_json::from_slice::<T>(line) {
+        if canonical::to_vec_sized(&value, line.len()).is_ok_and(|bytes| bytes == line) {
+            return Ok(value);
+        }
+    }
     let value: T = decode_line_loose(line, line_no)?;
     if canonical::to_vec(&value)? != line {
         return Err(WireError::new(

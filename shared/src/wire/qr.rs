@@ -11,8 +11,10 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::canonical;
+use super::credential::credential_hash;
 use super::error::{WireError, WireErrorKind};
 use super::keys::{PublicKey, Signature, SigningKey};
+use super::record::{CredentialKind, CredentialRef};
 
 pub const QR_PREFIX: &str = "BPQ1";
 /// Longest token text a decoder looks at.
@@ -41,6 +43,18 @@ pub struct QrPayload {
     #[serde(rename = "type")]
     pub qr_type: String,
     pub v: u32,
+}
+
+impl QrPayload {
+    /// How a record names this token: the keyed hash of its nonce, with kind
+    /// `qr`. The record never carries the token, yet central can see one
+    /// token used twice.
+    pub fn credential_ref(&self, credential_key: &[u8]) -> CredentialRef {
+        CredentialRef {
+            hash: credential_hash(credential_key, CredentialKind::Qr, &self.nonce),
+            kind: CredentialKind::Qr,
+        }
+    }
 }
 
 /// Encodes and signs a token. Refuses a payload that [`decode`] would

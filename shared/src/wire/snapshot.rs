@@ -620,6 +620,35 @@ fn check_item(item: &SnapshotItem) -> Result<(), WireError> {
     }
 }
 
+/// Checks that a snapshot was built for this terminal (and its merchant):
+/// central addresses every snapshot, and a terminal must not apply another
+/// terminal's credentials or usage.
+pub fn check_addressed_to(
+    header: &SnapshotHeader,
+    terminal: &str,
+    merchant: &str,
+) -> Result<(), WireError> {
+    if header.terminal != terminal {
+        return Err(WireError::new(
+            "terminal",
+            WireErrorKind::Invalid(format!(
+                "built for terminal {:?}, this is {terminal:?}",
+                header.terminal
+            )),
+        ));
+    }
+    if header.merchant != merchant {
+        return Err(WireError::new(
+            "merchant",
+            WireErrorKind::Invalid(format!(
+                "built for merchant {:?}, this terminal serves {merchant:?}",
+                header.merchant
+            )),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks that a snapshot with `header` may be applied on top of `current`
 /// (the terminal's version, `None` when it has none): a full snapshot must
 /// be newer; a delta must have `base == current`.

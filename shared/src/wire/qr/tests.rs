@@ -160,3 +160,21 @@ fn encode_refuses_what_decode_would() {
     other_type.qr_type = "record".into();
     assert_eq!(encode(&other_type, &key).expect_err("type").at, "type");
 }
+
+#[test]
+fn record_names_a_token_by_its_nonce() {
+    let key = b"credential key";
+    let reference = payload().credential_ref(key);
+    assert_eq!(reference.kind, crate::wire::record::CredentialKind::Qr);
+    assert_eq!(
+        reference.hash,
+        crate::wire::credential::credential_hash(
+            key,
+            crate::wire::record::CredentialKind::Qr,
+            "AAECAwQFBgcICQoLDA0ODw"
+        )
+    );
+    let mut other = payload();
+    other.nonce = "AQECAwQFBgcICQoLDA0ODw".into();
+    assert_ne!(other.credential_ref(key).hash, reference.hash);
+}

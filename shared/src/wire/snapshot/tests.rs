@@ -411,3 +411,23 @@ fn usage_day_counts_as_a_use_that_day_in_the_benefit_zone() {
         "the next local day is a new day"
     );
 }
+
+#[test]
+fn snapshot_for_another_terminal_refused() {
+    let header = header(SnapshotKind::Full, None, 1);
+    assert_eq!(
+        check_addressed_to(&header, "T-000123", "skolas-edinasana"),
+        Ok(())
+    );
+    let err = check_addressed_to(&header, "T-000124", "skolas-edinasana").expect_err("other");
+    assert_eq!(
+        err.to_string(),
+        "terminal: built for terminal \"T-000123\", this is \"T-000124\""
+    );
+    assert_eq!(
+        check_addressed_to(&header, "T-000123", "other-merchant")
+            .expect_err("merchant")
+            .at,
+        "merchant"
+    );
+}

@@ -13,7 +13,8 @@
 //!
 //! Needs Java and Saxon HE: `apt-get install -y default-jre-headless
 //! libsaxonhe-java`. The validator is found at `../shared/einvoice/validate`
-//! beside the repository, or at `$EINVOICE_VALIDATOR`.
+//! beside the repository, or at `$EINVOICE_VALIDATOR`. With `KEEP_EINVOICES`
+//! set, the generated files stay in the temporary directory for reading.
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -192,6 +192,11 @@ struct DemoTerminal {
 /// Fills the store named by `state` with demo data.
 pub async fn fill(state: &AppState, options: &DemoOptions) -> Result<DemoReport, DemoError> {
     let store = &state.store;
+    if !store.terminals(Some("skolas-edinasana")).await?.is_empty() {
+        return Err(DemoError(
+            "this database already has demo data (merchant skolas-edinasana has terminals); use a fresh data directory".into(),
+        ));
+    }
     let mut rng = Rng(options.seed);
     let mut report = DemoReport::default();
     for (id, name) in [

@@ -60,13 +60,20 @@ pub fn check_record(
     merchant: &str,
     known: &Knowledge,
 ) -> Checked {
-    let verdict = verdict(record, terminal_key, merchant, known);
+    let definitions = definitions(record, known);
+    let verdict = verdict(
+        record,
+        terminal_key,
+        merchant,
+        known,
+        definitions.as_deref(),
+    );
     // A record that does not verify cannot be attributed to the terminal:
     // it is kept as evidence but counts toward no one's usage.
     let usage = if verdict == Err(Reason::BadSignature) {
         Vec::new()
     } else {
-        usage_of(record, known)
+        usage_of(record, definitions.as_deref().unwrap_or_default())
     };
     Checked { verdict, usage }
 }
@@ -76,6 +83,7 @@ fn verdict(
     terminal_key: &PublicKey,
     merchant: &str,
     known: &Knowledge,
+    definitions: Option<&[Benefit]>,
 ) -> Result<(), Reason> {
     let body = &record.body;
     record
@@ -98,11 +106,11 @@ fn verdict(
     {
         return Err(Reason::BlockedCredential);
     }
-    let definitions = definitions(record, known).ok_or(Reason::UnknownBenefit)?;
+    let definitions = definitions.ok_or(Reason::UnknownBenefit)?;
     match (body.kind, body.voids) {
         (RecordKind::Sale, None) => {
             let quote = evaluate(&QuoteInput {
-                benefits: &definitions,
+                benefits: definitions,
                 grants: &body.inputs.entitlements,
                 memberships: &[],
                 history: &body.inputs.history,
@@ -143,14 +151,13 @@ fn definitions(record: &SignedRecord, known: &Knowledge) -> Option<Vec<Benefit>>
 
 /// Usage a record adds to the register (a void takes it back): per benefit
 /// and local day in the benefit's time zone, in units discounted and cents.
-fn usage_of(record: &SignedRecord, known: &Knowledge) -> Vec<UsageDelta> {
+fn usage_of(record: &SignedRecord, definitions: &[Benefit]) -> Vec<UsageDelta> {
     let body = &record.body;
     let sign = match body.kind {
         RecordKind::Sale => 1,
         RecordKind::Void => -1,
     };
-    let definitions = definitions(record, known).unwrap_or_default();
-    let units = units_per_benefit(record, &definitions);
+    let units = units_per_benefit(record, definitions);
     let mut per_benefit: BTreeMap<&str, i64> = BTreeMap::new();
     for discount in &body.quote.discounts {
         *per_benefit.entry(discount.benefit.as_str()).or_default() += discount.amount.cents();
@@ -315,7 +322,11 @@ impl Ingestor {
         bytes: &[u8],
         now: Timestamp,
     ) -> Result<PacketAnswer, IngestError> {
-        let packet = Packet::from_json(bytes)?;
+        // Decoding is CPU work: keep it off the async workers.
+        let owned = bytes.to_vec();
+        let packet = tokio::task::spawn_blocking(move || Packet::from_json(&owned))
+            .await
+            .map_err(|err| StoreError::Other(format!("decoding task: {err}")))??;
         self.ingest_packet(terminal, packet, now).await
     }
 

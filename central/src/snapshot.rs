@@ -373,41 +373,61 @@ async fn full<S: ChunkSink>(
         })?;
         items += 1;
     }
+    // Each page is fetched while the previous one is written: the
+    // database (its own thread or server) and the writer work at once.
     let mut in_scope: HashSet<String> = HashSet::new();
-    let mut after = String::new();
-    loop {
-        let page = store
-            .recipients_page(&after, PAGE_ROWS, &scope.usage)
-            .await?;
-        let Some(last) = page.last() else { break };
-        after = last.id.clone();
-        for data in &page {
-            if let Some(item) = recipient_item(scope, data, now) {
-                out.push(&item)?;
-                items += 1;
-                in_scope.insert(data.id.clone());
+    let mut page = store.recipients_page("", PAGE_ROWS, &scope.usage).await?;
+    while !page.is_empty() {
+        let full_page = page.len() == PAGE_ROWS as usize;
+        let after = page.last().map(|data| data.id.clone()).unwrap_or_default();
+        let fetch = async {
+            if full_page {
+                store.recipients_page(&after, PAGE_ROWS, &scope.usage).await
+            } else {
+                Ok(Vec::new())
             }
-        }
-        out.flush().await?;
-        if page.len() < PAGE_ROWS as usize {
-            break;
-        }
+        };
+        let write = async {
+            let mut written = 0;
+            for data in &page {
+                if let Some(item) = recipient_item(scope, data, now) {
+                    out.push(&item)?;
+                    written += 1;
+                    in_scope.insert(data.id.clone());
+                }
+            }
+            out.flush().await?;
+            Ok::<u64, SnapshotError>(written)
+        };
+        let (next, written) = tokio::join!(fetch, write);
+        items += written?;
+        page = next?;
     }
-    let mut after = String::new();
-    loop {
-        let page = store.credentials_page(&after, PAGE_ROWS).await?;
-        let Some(last) = page.last() else { break };
-        after = last.hash.clone();
-        for row in &page {
-            if in_scope.contains(&row.recipient) {
-                out.push(&credential_item(row))?;
-                items += 1;
+    let mut page = store.credentials_page("", PAGE_ROWS).await?;
+    while !page.is_empty() {
+        let full_page = page.len() == PAGE_ROWS as usize;
+        let after = page.last().map(|row| row.hash.clone()).unwrap_or_default();
+        let fetch = async {
+            if full_page {
+                store.credentials_page(&after, PAGE_ROWS).await
+            } else {
+                Ok(Vec::new())
             }
-        }
-        out.flush().await?;
-        if page.len() < PAGE_ROWS as usize {
-            break;
-        }
+        };
+        let write = async {
+            let mut written = 0;
+            for row in &page {
+                if in_scope.contains(&row.recipient) {
+                    out.push(&credential_item(row))?;
+                    written += 1;
+                }
+            }
+            out.flush().await?;
+            Ok::<u64, SnapshotError>(written)
+        };
+        let (next, written) = tokio::join!(fetch, write);
+        items += written?;
+        page = next?;
     }
     Ok(items)
 }

@@ -206,18 +206,68 @@ fn credential_row(row: &tokio_postgres::Row) -> CredentialRow {
     }
 }
 
+/// Which recipients a register read covers: a few by id, or a page as
+/// the id range `(after, last]` (a range scan of the primary keys: `= ANY`
+/// with thousands of ids makes PostgreSQL scan whole tables).
+enum Which<'a> {
+    Ids(&'a [String]),
+    Range(&'a str, &'a str),
+}
+
+impl Which<'_> {
+    fn condition(&self, column: &str) -> String {
+        match self {
+            Which::Ids(_) => format!("{column} = ANY($1)"),
+            Which::Range(..) => format!("{column} > $1 AND {column} <= $2"),
+        }
+    }
+}
+
+async fn query_which(
+    client: &Object,
+    sql: &str,
+    which: &Which<'_>,
+    extra: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> StoreResult<Vec<tokio_postgres::Row>> {
+    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::new();
+    let ids_param;
+    let (after, last);
+    match which {
+        Which::Ids(ids) => {
+            ids_param = ids.to_vec();
+            params.push(&ids_param);
+        }
+        Which::Range(a, l) => {
+            (after, last) = (a.to_string(), l.to_string());
+            params.push(&after);
+            params.push(&last);
+        }
+    }
+    params.extend_from_slice(extra);
+    Ok(client.query(sql, &params).await?)
+}
+
 async fn recipient_data(
     client: &Object,
     ids: &[String],
+    which: Which<'_>,
     usage: &UsageQuery,
 ) -> StoreResult<Vec<RecipientData>> {
     let mut entries: HashMap<String, RecipientEntries> = HashMap::new();
-    for row in client
-        .query(
-            "SELECT recipient, benefit, valid_from, valid_to FROM grants WHERE recipient = ANY($1)",
-            &[&ids],
-        )
-        .await?
+    let offset = match which {
+        Which::Ids(_) => 1,
+        Which::Range(..) => 2,
+    };
+    for row in query_which(
+        client,
+        &format!(
+            "SELECT recipient, benefit, valid_from, valid_to FROM grants WHERE {}",
+            which.condition("recipient")
+        ),
+        &which,
+        &[],
+    )
+    .await?
     {
         entries.entry(row.get(0)).or_default().grants.push(Grant {
             benefit: row.get(1),
@@ -225,12 +275,16 @@ async fn recipient_data(
             valid_to: parse_date(row.get(3))?,
         });
     }
-    for row in client
-        .query(
-            "SELECT recipient, grp, valid_from, valid_to FROM memberships WHERE recipient = ANY($1)",
-            &[&ids],
-        )
-        .await?
+    for row in query_which(
+        client,
+        &format!(
+            "SELECT recipient, grp, valid_from, valid_to FROM memberships WHERE {}",
+            which.condition("recipient")
+        ),
+        &which,
+        &[],
+    )
+    .await?
     {
         entries
             .entry(row.get(0))
@@ -243,14 +297,21 @@ async fn recipient_data(
             });
     }
     let mut usage_rows: HashMap<String, Vec<UsageRow>> = HashMap::new();
-    for row in client
-        .query(
+    let since = usage.since.to_string();
+    for row in query_which(
+        client,
+        &format!(
             "SELECT recipient, benefit, day, SUM(count)::BIGINT, SUM(amount_cents)::BIGINT FROM usage_days
-             WHERE recipient = ANY($1) AND day >= $2 AND terminal <> $3
+             WHERE {} AND day >= ${} AND terminal <> ${}
              GROUP BY recipient, benefit, day",
-            &[&ids, &usage.since.to_string(), &usage.exclude_terminal],
-        )
-        .await?
+            which.condition("recipient"),
+            offset + 1,
+            offset + 2
+        ),
+        &which,
+        &[&since, &usage.exclude_terminal],
+    )
+    .await?
     {
         let day: String = row.get(2);
         usage_rows.entry(row.get(0)).or_default().push(UsageRow {
@@ -758,7 +819,7 @@ impl Store for PostgresStore {
             since: Date::MAX,
             exclude_terminal: String::new(),
         };
-        let entries = recipient_data(&client, &ids, &usage)
+        let entries = recipient_data(&client, &ids, Which::Ids(&ids), &usage)
             .await?
             .pop()
             .map(|data| data.entries)
@@ -1000,10 +1061,10 @@ impl Store for PostgresStore {
             .iter()
             .map(|row| row.get(0))
             .collect();
-        if ids.is_empty() {
+        let Some(last) = ids.last() else {
             return Ok(Vec::new());
-        }
-        recipient_data(&client, &ids, usage).await
+        };
+        recipient_data(&client, &ids, Which::Range(after, last), usage).await
     }
 
     async fn recipients_by_id(
@@ -1021,7 +1082,7 @@ impl Store for PostgresStore {
             .iter()
             .map(|row| row.get(0))
             .collect();
-        recipient_data(&client, &known, usage).await
+        recipient_data(&client, &known, Which::Ids(&known), usage).await
     }
 }
 

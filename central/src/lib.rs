@@ -14,9 +14,12 @@
 //! - [`keys`], [`tls`]: the data directory's keys and certificates.
 //! - [`metrics`]: Prometheus counters.
 //! - [`demo`]: realistic demo data through the normal paths.
+//! - [`reconcile`], [`settlement`], [`einvoice`], [`opendata`],
+//!   [`creditor_ref`]: reconciliation across terminals, settlements,
+//!   EN 16931 e-invoices and open data, as pure functions (not yet wired to
+//!   the store or the API).
 //!
-//! Deliberately missing: settlements, e-invoices and the web UI (later
-//! issues); HTTP handlers never name a database crate.
+//! Deliberately missing: the web UI; HTTP handlers never name a database crate.
 //!
 //! # Example
 //! ```no_run
@@ -28,12 +31,17 @@
 //! # Ok(()) }
 //! ```
 
+pub mod creditor_ref;
 pub mod demo;
+pub mod einvoice;
 pub mod http;
 pub mod import;
 pub mod ingest;
 pub mod keys;
 pub mod metrics;
+pub mod opendata;
+pub mod reconcile;
+pub mod settlement;
 pub mod snapshot;
 pub mod store;
 pub mod tls;

@@ -29,7 +29,7 @@
 //! `O`). EN 16931 forbids mixing category `O` with others in one document,
 //! so each class gets its own invoice.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 use jiff::civil::Date;
@@ -40,7 +40,7 @@ use shared::money::{Money, Percent};
 use shared::wire::keys::Hash;
 
 use crate::creditor_ref::CreditorReference;
-use crate::reconcile::{Calendar, Decision, RecordKey, UsageRecord};
+use crate::reconcile::{Calendar, Decision, Outcome, RecordKey, UsageRecord};
 
 /// VAT rates for tariff-discount benefits: a benefit's own rate, else the
 /// rate of the longest matching category prefix, else the standard rate.
@@ -283,6 +283,7 @@ pub struct SettlementLine {
     pub benefit: String,
     pub label: String,
     pub treatment: Treatment,
+    /// Signed records (transactions) with a discount of this benefit.
     pub records: u64,
     /// Units payable (lunches, rides).
     pub units: u64,
@@ -529,8 +530,9 @@ fn benefit_index(benefits: &[Benefit]) -> HashMap<&str, &Benefit> {
 }
 
 /// Running sums of one settlement line or adjustment group.
-struct Sums {
-    records: u64,
+struct Sums<'a> {
+    /// Distinct signed records (a record may discount several lines).
+    transactions: HashSet<(&'a str, u64)>,
     units: u64,
     claimed: Money,
     amount: Money,
@@ -539,10 +541,10 @@ struct Sums {
     corrects: BTreeSet<String>,
 }
 
-impl Sums {
-    fn new(day: Date) -> Sums {
+impl<'a> Sums<'a> {
+    fn new(day: Date) -> Sums<'a> {
         Sums {
-            records: 0,
+            transactions: HashSet::new(),
             units: 0,
             claimed: Money::ZERO,
             amount: Money::ZERO,
@@ -551,8 +553,15 @@ impl Sums {
             corrects: BTreeSet::new(),
         }
     }
-    fn add(&mut self, day: Date, units: u32, claimed: Money, amount: Money) {
-        self.records += 1;
+    fn add(
+        &mut self,
+        record: &'a UsageRecord,
+        day: Date,
+        units: u32,
+        claimed: Money,
+        amount: Money,
+    ) {
+        self.transactions.insert((&record.terminal, record.seq));
         self.units += u64::from(units);
         self.claimed += claimed;
         self.amount += amount;
@@ -562,10 +571,10 @@ impl Sums {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn build(
-    by_id: &HashMap<&str, &Benefit>,
+fn build<'a>(
+    by_id: &HashMap<&str, &'a Benefit>,
     vat: &VatRules,
-    records: &[UsageRecord],
+    records: &'a [UsageRecord],
     decisions: &[Decision],
     selected: &[usize],
     ledger: &Ledger,
@@ -615,11 +624,15 @@ fn build(
             Funding::LossCompensation => Treatment::OutOfScope,
         };
         let settled = ledger.settled.get(&decision.key);
+        if decision.outcome == Outcome::Voided && settled.is_none() {
+            continue; // cancelled before it was ever settled: nothing given
+        }
         if period.contains(day) && settled.is_none() {
             lines
                 .entry((&benefit.id, treatment))
                 .or_insert_with(|| Sums::new(day))
                 .add(
+                    record,
                     day,
                     decision.payable_count,
                     decision.claimed,
@@ -647,7 +660,7 @@ fn build(
         let sums = adjustments
             .entry((&benefit.id, treatment, direction))
             .or_insert_with(|| Sums::new(day));
-        sums.add(day, 0, Money::ZERO, delta);
+        sums.add(record, day, 0, Money::ZERO, delta);
         if let Some(invoice) = settled.and_then(|settled| settled.invoice.as_ref()) {
             sums.corrects.insert(invoice.clone());
         }
@@ -674,7 +687,7 @@ fn build(
             benefit: benefit.to_owned(),
             label: label_of(benefit),
             treatment,
-            records: sums.records,
+            records: sums.transactions.len() as u64,
             units: sums.units,
             claimed: sums.claimed,
             amount: sums.amount,
@@ -687,7 +700,7 @@ fn build(
             label: label_of(benefit),
             treatment,
             direction,
-            records: sums.records,
+            records: sums.transactions.len() as u64,
             amount: sums.amount,
             first_day: sums.first_day,
             last_day: sums.last_day,
@@ -1241,6 +1254,40 @@ mod tests {
         let mut ledger = ledger;
         ledger.record(&april_settlement);
         assert!(settle_ok(&all, &again.decisions, &ledger, april).is_none());
+    }
+
+    #[test]
+    fn a_sale_voided_before_settlement_is_absent_and_lines_count_transactions() {
+        let mut voided = rec(
+            "T-A",
+            1,
+            "2026-03-02T09:00:00+02:00",
+            "bus",
+            "transport.bus",
+            "0.75",
+        );
+        voided.voided = true;
+        // One record discounting two cart lines of the same benefit.
+        let first_line = rec(
+            "T-A",
+            2,
+            "2026-03-02T10:00:00+02:00",
+            "bus",
+            "transport.bus",
+            "0.75",
+        );
+        let mut second_line = first_line.clone();
+        second_line.line = 1;
+        let records = [voided, first_line, second_line];
+        let decisions = reconcile(&benefits(), &Policies::new(), &records)
+            .expect("reconciles")
+            .decisions;
+        let settlement =
+            settle_ok(&records, &decisions, &Ledger::default(), march()).expect("march");
+        assert_eq!(settlement.items.len(), 2, "the voided sale is not an item");
+        assert_eq!(settlement.lines[0].records, 1, "one transaction");
+        assert_eq!(settlement.lines[0].units, 2);
+        assert_eq!(settlement.lines[0].claimed, m("1.50"));
     }
 
     #[test]

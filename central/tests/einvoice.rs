@@ -337,7 +337,8 @@ fn invoices_and_credit_notes_pass_en16931_and_peppol_rules() {
         .output()
         .unwrap_or_else(|err| {
             panic!(
-                "cannot run {} ({err}); install Java and Saxon HE: \
+                "cannot run the validator {} ({err}): it is shared/einvoice/validate beside \
+                 the repository (or set EINVOICE_VALIDATOR), and needs Java and Saxon HE: \
                  apt-get install -y default-jre-headless libsaxonhe-java",
                 validator.display()
             )

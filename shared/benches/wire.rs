@@ -12,6 +12,13 @@
 //! from criterion's `estimates.json` of this run), rates, and the ratios
 //! against raw ring. Goal (`docs/performance.md`): signing and verifying a
 //! record at ≥ 80 % of the raw Ed25519 rate.
+//!
+//! On a loaded machine times wander; instruction counts do not. With
+//! `WIRE_BENCH_REPEAT=OPERATION:N` the binary skips criterion and runs one
+//! operation N times, for `valgrind --tool=callgrind`: the difference between
+//! N and 0 repetitions, divided by N, is the instructions per operation
+//! (`docs/performance.md` has the script). Operations: `sign`, `raw_sign`,
+//! `decode_and_verify`, `raw_verify`, each suffixed `_typical` or `_large`.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -123,7 +130,52 @@ fn credential_items() -> Vec<SnapshotItem> {
         .collect()
 }
 
+/// Runs one operation `count` times, outside criterion (for callgrind).
+fn repeat(operation: &str, count: usize) {
+    let key = vectors::terminal_key().expect("key");
+    let raw_pair = Ed25519KeyPair::from_seed_unchecked(&vectors::TERMINAL_SEED).expect("seed");
+    let raw_public = UnparsedPublicKey::new(&ED25519, key.public_key().0);
+    let (name, body) = match operation.rsplit_once('_') {
+        Some((name, "typical")) => (name, typical()),
+        Some((name, "large")) => (name, large()),
+        _ => panic!("unknown operation {operation:?}"),
+    };
+    let record = SignedRecord::sign(body.clone(), &key).expect("sign");
+    let canonical_body = record.canonical_body().to_vec();
+    let json = record.to_json();
+    for _ in 0..count {
+        match name {
+            "sign" => {
+                black_box(SignedRecord::sign(black_box(body.clone()), &key).expect("sign"));
+            }
+            "raw_sign" => {
+                black_box(raw_pair.sign(black_box(&canonical_body)));
+            }
+            "decode_and_verify" => {
+                let decoded = SignedRecord::from_json(black_box(&json)).expect("decodes");
+                decoded
+                    .verify_signature(&key.public_key())
+                    .expect("verifies");
+            }
+            "raw_verify" => {
+                raw_public
+                    .verify(black_box(&canonical_body), &record.sig.0)
+                    .expect("verifies");
+            }
+            "clone" => {
+                black_box(black_box(&body).clone());
+            }
+            _ => panic!("unknown operation {operation:?}"),
+        }
+    }
+}
+
 fn main() {
+    if let Ok(spec) = std::env::var("WIRE_BENCH_REPEAT") {
+        let (operation, count) = spec.split_once(':').expect("OPERATION:N");
+        repeat(operation, count.parse().expect("a count"));
+        return;
+    }
     let started = SystemTime::now();
     let key = vectors::terminal_key().expect("key");
     let raw_pair = Ed25519KeyPair::from_seed_unchecked(&vectors::TERMINAL_SEED).expect("seed");

@@ -575,8 +575,13 @@ pub async fn fill(state: &AppState, options: &DemoOptions) -> Result<DemoReport,
         }
     }
     // Two lost cards, blocked after the month: they reach the deny list.
-    for person in people.iter().take(2) {
+    // The last two recipients, so that the sample cards above stay usable.
+    for person in people.iter().rev().take(2) {
         store.block_credential(&person.card_hash).await?;
+        report.sample_cards.push((
+            person.card_uid.clone(),
+            format!("blocked (lost card), recipient {}", person.id),
+        ));
     }
     Ok(report)
 }

@@ -57,13 +57,17 @@ pub async fn enrol(
     let request: EnrolRequest = parse_json(&body)?;
     let key = PublicKey::from_base64(&request.public_key)
         .map_err(|err| ApiError::bad_request("malformed", format!("public_key: {}", err.kind)))?;
-    if let Some(label) = &request.label {
-        if label.is_empty() || label.len() > 200 {
-            return Err(ApiError::bad_request(
-                "malformed",
-                "label: must be 1-200 bytes",
-            ));
-        }
+    // An empty label keeps the one the merchant gave when creating the terminal.
+    let label = request
+        .label
+        .as_deref()
+        .map(str::trim)
+        .filter(|label| !label.is_empty());
+    if label.is_some_and(|label| label.len() > 200) {
+        return Err(ApiError::bad_request(
+            "malformed",
+            "label: at most 200 bytes",
+        ));
     }
     let now = state.clock.now();
     let answer = state
@@ -71,7 +75,7 @@ pub async fn enrol(
         .enrol(
             &secret_hash(request.code.trim()),
             &key.to_base64(),
-            request.label.as_deref(),
+            label,
             now,
         )
         .await?;

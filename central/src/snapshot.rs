@@ -311,7 +311,7 @@ impl<S: ChunkSink> Out<'_, S> {
 /// Streams the snapshot `plan` asks for into `sink`. Returns the number
 /// of items written.
 pub async fn build<S: ChunkSink>(
-    store: &dyn Store,
+    store: &Arc<dyn Store>,
     keys: &Keys,
     terminal: &Terminal,
     plan: Plan,
@@ -337,7 +337,7 @@ pub async fn build<S: ChunkSink>(
     };
     let buffer = ChunkBuffer::default();
     let writer = SnapshotWriter::new(buffer.clone(), &header)?;
-    let scope = scope(store, terminal, now).await?;
+    let scope = scope(store.as_ref(), terminal, now).await?;
     let mut out = Out {
         writer,
         buffer,
@@ -345,7 +345,18 @@ pub async fn build<S: ChunkSink>(
     };
     let items = match base {
         None => full(store, &scope, now, &mut out).await?,
-        Some(base) => delta(store, &scope, terminal, base, version, now, &mut out).await?,
+        Some(base) => {
+            delta(
+                store.as_ref(),
+                &scope,
+                terminal,
+                base,
+                version,
+                now,
+                &mut out,
+            )
+            .await?
+        }
     };
     let Out {
         writer,
@@ -361,7 +372,7 @@ pub async fn build<S: ChunkSink>(
 }
 
 async fn full<S: ChunkSink>(
-    store: &dyn Store,
+    store: &Arc<dyn Store>,
     scope: &Scope,
     now: Timestamp,
     out: &mut Out<'_, S>,
@@ -373,20 +384,23 @@ async fn full<S: ChunkSink>(
         })?;
         items += 1;
     }
-    // Each page is fetched while the previous one is written: the
-    // database (its own thread or server) and the writer work at once.
+    // Each page is fetched by its own task while the previous one is
+    // written: the database, the client's row decoding and the writer work
+    // on different cores at once.
     let mut in_scope: HashSet<String> = HashSet::new();
     let mut page = store.recipients_page("", PAGE_ROWS, &scope.usage).await?;
     while !page.is_empty() {
         let full_page = page.len() == PAGE_ROWS as usize;
         let after = page.last().map(|data| data.id.clone()).unwrap_or_default();
-        let fetch = async {
+        let fetch_store = Arc::clone(store);
+        let usage = scope.usage.clone();
+        let fetch = tokio::spawn(async move {
             if full_page {
-                store.recipients_page(&after, PAGE_ROWS, &scope.usage).await
+                fetch_store.recipients_page(&after, PAGE_ROWS, &usage).await
             } else {
                 Ok(Vec::new())
             }
-        };
+        });
         let write = async {
             let mut written = 0;
             for data in &page {
@@ -399,21 +413,22 @@ async fn full<S: ChunkSink>(
             out.flush().await?;
             Ok::<u64, SnapshotError>(written)
         };
-        let (next, written) = tokio::join!(fetch, write);
+        let written = write.await;
         items += written?;
-        page = next?;
+        page = joined(fetch.await)?;
     }
     let mut page = store.credentials_page("", PAGE_ROWS).await?;
     while !page.is_empty() {
         let full_page = page.len() == PAGE_ROWS as usize;
         let after = page.last().map(|row| row.hash.clone()).unwrap_or_default();
-        let fetch = async {
+        let fetch_store = Arc::clone(store);
+        let fetch = tokio::spawn(async move {
             if full_page {
-                store.credentials_page(&after, PAGE_ROWS).await
+                fetch_store.credentials_page(&after, PAGE_ROWS).await
             } else {
                 Ok(Vec::new())
             }
-        };
+        });
         let write = async {
             let mut written = 0;
             for row in &page {
@@ -425,11 +440,21 @@ async fn full<S: ChunkSink>(
             out.flush().await?;
             Ok::<u64, SnapshotError>(written)
         };
-        let (next, written) = tokio::join!(fetch, write);
+        let written = write.await;
         items += written?;
-        page = next?;
+        page = joined(fetch.await)?;
     }
     Ok(items)
+}
+
+/// The result of a page-fetching task.
+fn joined<T>(
+    result: Result<Result<T, StoreError>, tokio::task::JoinError>,
+) -> Result<T, SnapshotError> {
+    match result {
+        Ok(page) => Ok(page?),
+        Err(err) => Err(StoreError::Other(format!("page fetch task: {err}")).into()),
+    }
 }
 
 async fn delta<S: ChunkSink>(

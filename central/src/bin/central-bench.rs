@@ -367,8 +367,7 @@ async fn bench_backend(
         let started = Instant::now();
         let plan = snapshot::plan(store.as_ref(), None).await?;
         let mut sink = Counter::default();
-        let items =
-            snapshot::build(store.as_ref(), &state.keys, &terminal, plan, now, &mut sink).await?;
+        let items = snapshot::build(&store, &state.keys, &terminal, plan, now, &mut sink).await?;
         println!(
             "{name}: full snapshot: {items} items, {:.0} MB, {:.2} s",
             sink.bytes as f64 / 1e6,
@@ -386,8 +385,7 @@ async fn bench_backend(
         let started = Instant::now();
         let plan = snapshot::plan(store.as_ref(), Some(base)).await?;
         let mut sink = Counter::default();
-        let items =
-            snapshot::build(store.as_ref(), &state.keys, &terminal, plan, now, &mut sink).await?;
+        let items = snapshot::build(&store, &state.keys, &terminal, plan, now, &mut sink).await?;
         println!(
             "{name}: delta of 1000 blocked credentials: {items} items, {} kB, {:.0} ms ({plan:?})",
             sink.bytes / 1000,

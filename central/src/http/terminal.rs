@@ -236,15 +236,8 @@ fn stream_snapshot(state: AppState, terminal: Terminal, plan: Plan) -> Response 
     let (mut sender, receiver) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(8);
     tokio::spawn(async move {
         let now = state.clock.now();
-        let result = snapshot::build(
-            state.store.as_ref(),
-            &state.keys,
-            &terminal,
-            plan,
-            now,
-            &mut sender,
-        )
-        .await;
+        let result =
+            snapshot::build(&state.store, &state.keys, &terminal, plan, now, &mut sender).await;
         if let Err(err) = result {
             tracing::error!(terminal = %terminal.id, error = %err, "snapshot build failed");
             let _ = sender

@@ -70,7 +70,7 @@ async fn enrol_sync_sell_upload(db: TestDb) {
         server
             .http
             .post(format!("{}/api/v1/enrol", server.base))
-            .json(&serde_json::json!({"code": code, "public_key": key.public_key().to_base64(), "label": "Till 1"}))
+            .json(&serde_json::json!({"code": code, "public_key": key.public_key().to_base64(), "label": ""}))
             .send()
     };
     let answer = enrol(code.clone()).await.expect("enrol");
@@ -101,6 +101,20 @@ async fn enrol_sync_sell_upload(db: TestDb) {
     );
 
     let id = answer["terminal"].as_str().expect("terminal id");
+    let terminals: Vec<serde_json::Value> = server
+        .staff(Method::GET, "/api/v1/terminals", &world.canteen_token)
+        .send()
+        .await
+        .expect("terminals")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(terminals.len(), 1);
+    assert_eq!(terminals[0]["status"], "active");
+    assert_eq!(
+        terminals[0]["label"], "Till 1",
+        "an empty enrolment label keeps the merchant's"
+    );
     let terminal_row = world
         .store()
         .terminal(id)

@@ -539,13 +539,15 @@ impl App {
         if let Some(hit) = store::by_idempotency_key(writer.conn(), &request.idempotency_key)? {
             return replay(hit, &fingerprint, CommitOutcome::Replayed);
         }
+        let qr_token = hashed.qr_recipient.is_some();
+        let resolved = self.resolve(writer.conn(), hashed)?;
         let window = self.config.terminal.double_tap_window;
         if !window.is_zero() {
             let since = now
                 .checked_sub(SignedDuration::try_from(window).unwrap_or(SignedDuration::ZERO))
                 .unwrap_or(now);
             if let Some(hit) =
-                store::recent_same_sale(writer.conn(), &hashed.reference.hash, &fingerprint, since)?
+                store::recent_same_sale(writer.conn(), &resolved.recipient, &fingerprint, since)?
             {
                 return Ok(Committed {
                     seq: hit.seq,
@@ -554,12 +556,11 @@ impl App {
                 });
             }
         }
-        if hashed.qr_recipient.is_some()
-            && store::credential_used(writer.conn(), &hashed.reference.hash)?
+        if qr_token
+            && store::credential_used(writer.conn(), &resolved.recipient, &resolved.reference.hash)?
         {
             return Err(Refusal::TokenAlreadyUsed.into());
         }
-        let resolved = self.resolve(writer.conn(), hashed)?;
         let local = store::local_usage(writer.conn(), &resolved.recipient, now)?;
         let language = &self.config.terminal.language;
         let quoted = core::quote(
@@ -600,7 +601,7 @@ impl App {
         let record = SignedRecord::sign(body, &self.enrolment.key)
             .map_err(|err| AppError::Internal(format!("signing record: {err}")))?;
         let freshness = self.freshness(&snapshot, now);
-        let answer = render_commit(
+        let head = render_commit(
             &record,
             &snapshot.catalog,
             language,
@@ -611,9 +612,10 @@ impl App {
             record: &record,
             credential_hash: &resolved.reference.hash,
             fingerprint,
-            answer: &answer,
+            answer: &head,
             usage: &quoted.usage,
         })?;
+        let answer = store::answer_with_record(&head, &record.to_json());
         drop(writer);
         self.metrics.commit_latency.observe(started.elapsed());
         tracing::info!(seq = record.body.seq, due = %record.body.quote.due, discount = %record.body.quote.discount_total, "sale committed");
@@ -679,7 +681,7 @@ impl App {
         let body = core::void_record(&ctx, &request.idempotency_key, &sale.body);
         let record = SignedRecord::sign(body, &self.enrolment.key)
             .map_err(|err| AppError::Internal(format!("signing record: {err}")))?;
-        let answer = render_commit(
+        let head = render_commit(
             &record,
             &snapshot.catalog,
             &self.config.terminal.language,
@@ -690,9 +692,10 @@ impl App {
             record: &record,
             credential_hash: &sale.body.credential.hash,
             fingerprint,
-            answer: &answer,
+            answer: &head,
             usage: &BTreeMap::new(),
         })?;
+        let answer = store::answer_with_record(&head, &record.to_json());
         tracing::info!(seq = record.body.seq, voids = request.seq, "sale voided");
         Ok(Committed {
             seq: record.body.seq,
@@ -851,9 +854,9 @@ fn note_answers(quoted: &Quoted) -> Vec<NoteAnswer> {
         .collect()
 }
 
-/// The commit answer: a JSON object whose `record` member is the signed
-/// record exactly as signed (canonical bytes), so a POS can store it and
-/// anyone can verify it later.
+/// The commit answer without its `record` member; [`store::answer_with_record`]
+/// adds the signed record exactly as signed (canonical bytes), so a POS can
+/// store it and anyone can verify it later.
 fn render_commit(
     record: &SignedRecord,
     catalog: &Catalog,
@@ -881,16 +884,7 @@ fn render_commit(
         receipt: core::receipt(body, catalog, language),
         warnings,
     };
-    let mut out = serde_json::to_vec(&head)
-        .map_err(|err| AppError::Internal(format!("encoding answer: {err}")))?;
-    // `head` serialises to an object, so the last byte is its `}`.
-    if out.pop() != Some(b'}') {
-        return Err(AppError::Internal("encoding answer: not an object".into()));
-    }
-    out.extend_from_slice(b",\"record\":");
-    out.extend_from_slice(&record.to_json());
-    out.push(b'}');
-    Ok(out)
+    serde_json::to_vec(&head).map_err(|err| AppError::Internal(format!("encoding answer: {err}")))
 }
 
 /// How fresh a snapshot is, in words a cashier or driver can act on.

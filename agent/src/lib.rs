@@ -59,8 +59,13 @@ use crate::enrolment::Enrolment;
 use crate::indicator::{CommandIndicator, Indicator, LogIndicator};
 use crate::store::Store;
 
-/// How often the WAL is checkpointed in the background.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the checkpointer looks for a pause in writes, how long a pause
+/// must be, and after how many writes it checkpoints regardless: the WAL
+/// stays small, and commits neither pay for the automatic checkpoint nor
+/// share the disk with a background one.
+const CHECKPOINT_POLL: Duration = Duration::from_millis(100);
+const CHECKPOINT_IDLE: Duration = Duration::from_millis(200);
+const CHECKPOINT_WRITES_MAX: u64 = 2_000;
 /// How long a sync round may finish after shutdown before it is dropped.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -184,12 +189,16 @@ pub async fn run_app(
         tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(CHECKPOINT_INTERVAL) => {}
+                    _ = tokio::time::sleep(CHECKPOINT_POLL) => {}
                     _ = stop.changed() => return,
                 }
                 let store = store.clone();
-                match tokio::task::spawn_blocking(move || store.checkpoint()).await {
-                    Ok(Ok(())) => {}
+                match tokio::task::spawn_blocking(move || {
+                    store.checkpoint_if_due(CHECKPOINT_IDLE, CHECKPOINT_WRITES_MAX)
+                })
+                .await
+                {
+                    Ok(Ok(_)) => {}
                     Ok(Err(err)) => tracing::warn!(error = %err, "WAL checkpoint failed"),
                     Err(err) => tracing::warn!(error = %err, "WAL checkpoint task failed"),
                 }

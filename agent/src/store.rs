@@ -1,6 +1,6 @@
 //! The agent's one SQLite database: the current snapshot (benefits,
-//! credentials, recipients), the journal of committed records, local usage
-//! derived from the journal, the outbox of packets to upload, and a small
+//! credentials, recipients), the journal of committed records with the
+//! usage each sale counts against limits, the outbox of packets to upload, and a small
 //! key/value `meta` table.
 //!
 //! Durability: WAL with `synchronous=FULL`, so a commit returns only after
@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use jiff::Timestamp;
@@ -52,21 +52,12 @@ const MIGRATIONS: &[&str] = &[
          credential_hash TEXT NOT NULL,
          fingerprint BLOB NOT NULL,
          recipient TEXT NOT NULL,
+         usage TEXT NOT NULL,
          record BLOB NOT NULL,
          answer BLOB NOT NULL
      );
-     CREATE INDEX journal_tap ON journal (credential_hash, at_ms);
+     CREATE INDEX journal_recipient ON journal (recipient, at_ms);
      CREATE UNIQUE INDEX journal_voids ON journal (voids) WHERE voids IS NOT NULL;
-     CREATE TABLE usage (
-         seq INTEGER NOT NULL,
-         benefit TEXT NOT NULL,
-         recipient TEXT NOT NULL,
-         at_ms INTEGER NOT NULL,
-         amount_cents INTEGER NOT NULL,
-         count INTEGER NOT NULL,
-         PRIMARY KEY (seq, benefit)
-     ) WITHOUT ROWID;
-     CREATE INDEX usage_recipient ON usage (recipient, at_ms);
      CREATE TABLE outbox (
          first_seq INTEGER PRIMARY KEY,
          last_seq INTEGER NOT NULL,
@@ -180,6 +171,9 @@ pub struct NewRecord<'a> {
     pub record: &'a SignedRecord,
     pub credential_hash: &'a str,
     pub fingerprint: Hash,
+    /// The commit answer without its `record` member, which is spliced in
+    /// from the `record` column when the answer is replayed (see
+    /// [`answer_with_record`]): the record is stored once, not twice.
     pub answer: &'a [u8],
     /// Per benefit: amount and units this sale uses (empty for a void).
     pub usage: &'a BTreeMap<String, (Money, u32)>,
@@ -218,6 +212,11 @@ pub struct Store {
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     snapshot: RwLock<Arc<SnapshotState>>,
+    /// When the writer was last taken (ms since `epoch`), and how often
+    /// since the last checkpoint: the checkpointer waits for a quiet moment.
+    epoch: std::time::Instant,
+    last_write_ms: AtomicU64,
+    writes_since_checkpoint: AtomicU64,
 }
 
 const READERS: usize = 2;
@@ -246,6 +245,9 @@ impl Store {
             readers,
             next_reader: AtomicUsize::new(0),
             snapshot: RwLock::new(Arc::new(state)),
+            epoch: std::time::Instant::now(),
+            last_write_ms: AtomicU64::new(0),
+            writes_since_checkpoint: AtomicU64::new(0),
         })
     }
 
@@ -282,16 +284,46 @@ impl Store {
     /// The single writer. Hold it across read-decide-write so that two
     /// commits never both pass a limit that only one of them may use.
     pub fn writer(&self) -> MutexGuard<'_, Writer> {
-        lock(&self.writer)
+        let guard = lock(&self.writer);
+        self.last_write_ms
+            .store(self.elapsed_ms(), Ordering::Relaxed);
+        self.writes_since_checkpoint.fetch_add(1, Ordering::Relaxed);
+        guard
     }
 
-    /// Copies WAL frames into the database file without blocking writers,
-    /// so that commits rarely pay for an automatic checkpoint.
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Copies WAL frames into the database file without blocking writers.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.writes_since_checkpoint.store(0, Ordering::Relaxed);
         let reader = self.reader();
         reader
             .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
             .ctx("checkpoint")
+    }
+
+    /// Checkpoints when there were writes and the writer has been quiet for
+    /// `idle`, or after `writes_max` writes whatever the traffic. A
+    /// checkpoint fsyncs the database file; run beside a commit it delays
+    /// that commit's own fsync, so it waits for a pause between sales.
+    /// Returns whether it ran.
+    pub fn checkpoint_if_due(
+        &self,
+        idle: std::time::Duration,
+        writes_max: u64,
+    ) -> Result<bool, StoreError> {
+        let writes = self.writes_since_checkpoint.load(Ordering::Relaxed);
+        let quiet_ms = self
+            .elapsed_ms()
+            .saturating_sub(self.last_write_ms.load(Ordering::Relaxed));
+        let quiet = u128::from(quiet_ms) >= idle.as_millis();
+        if writes == 0 || !(quiet || writes >= writes_max) {
+            return Ok(false);
+        }
+        self.checkpoint()?;
+        Ok(true)
     }
 
     pub fn status(&self) -> Result<StoreStatus, StoreError> {
@@ -704,10 +736,19 @@ impl Writer {
         }
         let at_ms = body.at.as_millisecond();
         let tx = self.conn.transaction().ctx("beginning commit")?;
+        // Usage travels in the journal row itself: one row and two index
+        // entries per commit keep the fsync'd WAL write small.
+        let usage: Vec<(&str, i64, u32)> = new
+            .usage
+            .iter()
+            .map(|(benefit, (amount, units))| (benefit.as_str(), amount.cents(), *units))
+            .collect();
+        let usage = serde_json::to_string(&usage)
+            .map_err(|err| StoreError::Corrupt(format!("encoding usage: {err}")))?;
         tx.prepare_cached(
             "INSERT INTO journal (seq, hash, at_ms, kind, voids, idempotency_key, credential_hash,
-                                  fingerprint, recipient, record, answer)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                  fingerprint, recipient, usage, record, answer)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )
         .ctx("writing journal")?
         .execute(params![
@@ -723,36 +764,11 @@ impl Writer {
             new.credential_hash,
             new.fingerprint.0.as_slice(),
             body.recipient,
+            usage,
             new.record.to_json(),
             new.answer,
         ])
         .ctx("writing journal")?;
-        {
-            let mut insert_usage = tx
-                .prepare_cached(
-                    "INSERT INTO usage (seq, benefit, recipient, at_ms, amount_cents, count)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .ctx("writing usage")?;
-            for (benefit, (amount, units)) in new.usage {
-                insert_usage
-                    .execute(params![
-                        to_i64(body.seq),
-                        benefit,
-                        body.recipient,
-                        at_ms,
-                        amount.cents(),
-                        units
-                    ])
-                    .ctx("writing usage")?;
-            }
-        }
-        if let Some(voided) = body.voids {
-            tx.prepare_cached("DELETE FROM usage WHERE seq = ?1")
-                .ctx("releasing usage")?
-                .execute([to_i64(voided)])
-                .ctx("releasing usage")?;
-        }
         tx.commit().ctx("committing")?;
         self.head = Some(Head {
             seq: body.seq,
@@ -796,7 +812,8 @@ pub fn recipient(conn: &Connection, id: &str) -> Result<Option<RecipientData>, S
     }))
 }
 
-/// This terminal's own usage by a recipient, from unvoided journal records.
+/// This terminal's own usage by a recipient: the usage of every sale in
+/// its journal that no void cancels.
 pub fn local_usage(
     conn: &Connection,
     recipient: &str,
@@ -805,79 +822,83 @@ pub fn local_usage(
     let since = now.as_millisecond().saturating_sub(USAGE_LOOKBACK_MS);
     let mut stmt = conn
         .prepare_cached(
-            "SELECT benefit, at_ms, amount_cents, count FROM usage WHERE recipient = ?1 AND at_ms >= ?2",
+            "SELECT seq, at_ms, usage FROM journal
+             WHERE recipient = ?1 AND at_ms >= ?2 AND kind = 'sale'
+               AND NOT EXISTS (SELECT 1 FROM journal AS v WHERE v.voids = journal.seq)",
         )
         .ctx("reading usage")?;
     let rows = stmt
         .query_map(params![recipient, since], |row| {
             Ok((
-                row.get::<_, String>(0)?,
+                row.get::<_, i64>(0)?,
                 row.get::<_, i64>(1)?,
-                row.get::<_, i64>(2)?,
-                row.get::<_, i64>(3)?,
+                row.get::<_, String>(2)?,
             ))
         })
         .ctx("reading usage")?;
     let mut out = Vec::new();
     for row in rows {
-        let (benefit, at_ms, cents, count) = row.ctx("reading usage")?;
-        let at = Timestamp::from_millisecond(at_ms).map_err(|_| {
-            StoreError::Corrupt(format!(
-                "usage of {benefit:?}: instant {at_ms} out of range"
-            ))
-        })?;
-        out.push(LocalUse {
+        let (seq, at_ms, usage) = row.ctx("reading usage")?;
+        let corrupt = |what: String| StoreError::Corrupt(format!("journal seq {seq}: {what}"));
+        let at = Timestamp::from_millisecond(at_ms)
+            .map_err(|_| corrupt(format!("instant {at_ms} out of range")))?;
+        let usage: Vec<(String, i64, u32)> =
+            serde_json::from_str(&usage).map_err(|err| corrupt(format!("usage: {err}")))?;
+        out.extend(usage.into_iter().map(|(benefit, cents, count)| LocalUse {
             at,
             benefit,
             amount: Money::from_cents(cents),
-            count: u32::try_from(count).unwrap_or(u32::MAX),
-        });
+            count,
+        }));
     }
     Ok(out)
 }
 
 /// The record committed under an idempotency key.
 pub fn by_idempotency_key(conn: &Connection, key: &str) -> Result<Option<JournalHit>, StoreError> {
-    conn.prepare_cached("SELECT seq, fingerprint, answer FROM journal WHERE idempotency_key = ?1")
-        .ctx("looking up idempotency key")?
-        .query_row([key], journal_hit)
-        .optional()
-        .ctx("looking up idempotency key")
+    conn.prepare_cached(
+        "SELECT seq, fingerprint, answer, record FROM journal WHERE idempotency_key = ?1",
+    )
+    .ctx("looking up idempotency key")?
+    .query_row([key], journal_hit)
+    .optional()
+    .ctx("looking up idempotency key")
 }
 
-/// The latest unvoided sale of the same credential and cart since `since`.
+/// The latest unvoided sale to `recipient` with the same credential and
+/// cart (`fingerprint` covers both) since `since`.
 pub fn recent_same_sale(
     conn: &Connection,
-    credential_hash: &str,
+    recipient: &str,
     fingerprint: &Hash,
     since: Timestamp,
 ) -> Result<Option<JournalHit>, StoreError> {
     conn.prepare_cached(
-        "SELECT seq, fingerprint, answer FROM journal
-         WHERE credential_hash = ?1 AND at_ms >= ?2 AND kind = 'sale' AND fingerprint = ?3
+        "SELECT seq, fingerprint, answer, record FROM journal
+         WHERE recipient = ?1 AND at_ms >= ?2 AND kind = 'sale' AND fingerprint = ?3
            AND NOT EXISTS (SELECT 1 FROM journal AS v WHERE v.voids = journal.seq)
          ORDER BY seq DESC LIMIT 1",
     )
     .ctx("looking for a double tap")?
     .query_row(
-        params![
-            credential_hash,
-            since.as_millisecond(),
-            fingerprint.0.as_slice()
-        ],
+        params![recipient, since.as_millisecond(), fingerprint.0.as_slice()],
         journal_hit,
     )
     .optional()
     .ctx("looking for a double tap")
 }
 
-/// `true` when any sale was committed with this credential hash.
-pub fn credential_used(conn: &Connection, credential_hash: &str) -> Result<bool, StoreError> {
+/// `true` when any sale to `recipient` was committed with this credential hash.
+pub fn credential_used(
+    conn: &Connection,
+    recipient: &str,
+    credential_hash: &str,
+) -> Result<bool, StoreError> {
     conn.prepare_cached(
-        "SELECT 1 FROM journal WHERE credential_hash = ?1 AND kind = 'sale' LIMIT 1",
+        "SELECT 1 FROM journal WHERE recipient = ?1 AND credential_hash = ?2 AND kind = 'sale' LIMIT 1",
     )
     .ctx("looking up token use")?
-    .query_row([credential_hash], |_| Ok(()))
+    .query_row([recipient, credential_hash], |_| Ok(()))
     .optional()
     .map(|found| found.is_some())
     .ctx("looking up token use")
@@ -905,6 +926,26 @@ pub fn record_by_seq(
     }
 }
 
+/// A commit answer: `head` is a JSON object without `record`; the signed
+/// record's JSON becomes its last member.
+pub fn answer_with_record(head: &[u8], record: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(head.len() + record.len() + 12);
+    match head.split_last() {
+        Some((b'}', body)) => {
+            out.extend_from_slice(body);
+            if body.len() > 1 {
+                out.push(b',');
+            }
+        }
+        // Not an object: stored by a broken build. Keep the record anyway.
+        _ => out.push(b'{'),
+    }
+    out.extend_from_slice(b"\"record\":");
+    out.extend_from_slice(record);
+    out.push(b'}');
+    out
+}
+
 /// A BLOB column's bytes, also when a damaged row holds TEXT there, so
 /// that verification reports the damage instead of failing to read it.
 fn bytes_of(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Vec<u8>> {
@@ -919,7 +960,7 @@ fn journal_hit(row: &rusqlite::Row<'_>) -> rusqlite::Result<JournalHit> {
     Ok(JournalHit {
         seq: from_i64(row.get(0)?),
         fingerprint: row.get(1)?,
-        answer: row.get(2)?,
+        answer: answer_with_record(&bytes_of(row, 2)?, &bytes_of(row, 3)?),
     })
 }
 
@@ -934,9 +975,15 @@ fn configure_writer(conn: &Connection) -> Result<(), StoreError> {
             "the file system refused WAL mode (journal_mode is {mode})"
         )));
     }
+    // Checkpoints normally run in the background in pauses between sales
+    // (`Store::checkpoint_if_due`), so a commit only appends to the WAL
+    // and fsyncs it.
+    // The automatic checkpoint stays as a backstop at 10,000 pages (40 MB)
+    // should the background one fall behind.
     conn.execute_batch(
         "PRAGMA synchronous = FULL;
          PRAGMA busy_timeout = 10000;
+         PRAGMA wal_autocheckpoint = 10000;
          PRAGMA foreign_keys = OFF;",
     )
     .ctx("configuring")?;

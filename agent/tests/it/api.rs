@@ -509,3 +509,165 @@ async fn status_health_and_metrics() {
     assert_eq!((status, error_code(&body)), (503, "no_snapshot"));
     empty.stop().await;
 }
+
+fn qr_token(recipient: &str, nonce_byte: u8, iat: &str, exp: &str) -> String {
+    use base64::Engine;
+    let central = central();
+    let payload = shared::wire::qr::QrPayload {
+        exp: ts(exp),
+        iat: ts(iat),
+        kid: central.key.key_id(),
+        nonce: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([nonce_byte; 16]),
+        recipient: recipient.into(),
+        qr_type: shared::wire::qr::QR_TYPE.into(),
+        v: shared::wire::qr::QR_VERSION,
+    };
+    shared::wire::qr::encode(&payload, &central.key).expect("token")
+}
+
+/// Goal: a phone's QR code pays for one sale, verified offline; a second
+/// sale with it, an expired one and a forged one are refused. Method:
+/// tokens signed with the test central key.
+#[tokio::test]
+async fn qr_tokens_pay_once_and_are_checked_offline() {
+    let daemon = Daemon::start(Setup::default()).await;
+    let token = qr_token("R-1", 1, "2026-03-02T10:04:00Z", "2026-03-02T10:09:00Z");
+    let qr = |token: &str| json!({"kind": "qr", "id": token});
+    let (status, _, identified) = daemon
+        .post("/v1/identify", json!({"credential": qr(&token)}))
+        .await;
+    assert_eq!(status, 200, "{identified}");
+    let (status, _, sale) = daemon
+        .post(
+            "/v1/commit",
+            json!({"idempotency_key": "q1", "credential": qr(&token), "cart": lunch_cart()}),
+        )
+        .await;
+    assert_eq!(status, 200, "{sale}");
+    assert_eq!(sale["record"]["body"]["credential"]["kind"], "qr");
+    assert!(
+        !sale.to_string().contains(&token),
+        "the token itself is not in the record"
+    );
+    let (status, _, again) = daemon
+        .post(
+            "/v1/commit",
+            json!({"idempotency_key": "q2", "credential": qr(&token), "cart": coffee_cart()}),
+        )
+        .await;
+    assert_eq!((status, error_code(&again)), (422, "token_already_used"));
+
+    let expired = qr_token("R-1", 2, "2026-03-02T09:00:00Z", "2026-03-02T09:05:00Z");
+    let (status, _, body) = daemon
+        .post(
+            "/v1/quote",
+            json!({"credential": qr(&expired), "cart": coffee_cart()}),
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (422, "token_expired"));
+    let mut forged = qr_token("R-1", 3, "2026-03-02T10:04:00Z", "2026-03-02T10:09:00Z");
+    // Change one character in the middle of the signature.
+    let at = forged.rfind('.').expect("signature part") + 20;
+    let replacement = if &forged[at..=at] == "B" { "C" } else { "B" };
+    forged.replace_range(at..=at, replacement);
+    let (status, _, body) = daemon
+        .post(
+            "/v1/quote",
+            json!({"credential": qr(&forged), "cart": coffee_cart()}),
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (422, "token_invalid"));
+    let stranger = qr_token("R-404", 4, "2026-03-02T10:04:00Z", "2026-03-02T10:09:00Z");
+    let (status, _, body) = daemon
+        .post(
+            "/v1/quote",
+            json!({"credential": qr(&stranger), "cart": coffee_cart()}),
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (422, "unknown_credential"));
+    daemon.stop().await;
+}
+
+/// Goal: the API also serves on a Unix socket, for tills that prefer file
+/// permissions to a port. Method: a raw HTTP/1.1 request over the socket.
+#[tokio::test]
+async fn serves_on_a_unix_socket() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().expect("tempdir");
+    central()
+        .enrol_into(dir.path(), "https://127.0.0.1:9", &Setup::default().ca_pem)
+        .expect("identity");
+    let socket = dir.path().join("api.sock");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[api]\nlisten = \"unix:{}\"\n[sync]\nenabled = false\n",
+            socket.display()
+        ),
+    );
+    let listener = agent::ApiListener::bind(&config.api.listen)
+        .await
+        .expect("bind socket");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(agent::run(config, listener, async move {
+        let _ = stopped.await;
+    }));
+    let mut stream = tokio::net::UnixStream::connect(&socket)
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"GET /v1/status HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.expect("read");
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert!(answer.contains("\"terminal\":\"T-000123\""), "{answer}");
+    let _ = stop.send(());
+    task.await.expect("task").expect("run");
+    assert!(!socket.exists(), "the socket file is removed at shutdown");
+}
+
+/// Goal: the indicator command hook gets `accepted ok` or `refused <code>`
+/// for each tap, so an integrator can drive GPIO. Method: a validator
+/// whose hook is a shell script appending its arguments to a file.
+#[tokio::test]
+async fn indicator_command_hook_receives_each_signal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("signals.txt");
+    let script = dir.path().join("lights.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho \"$1 $2 $3\" >> \"$(dirname \"$0\")/signals.txt\"\n",
+    )
+    .expect("script");
+    let indicator = agent::indicator::CommandIndicator::new(
+        vec![
+            "/bin/sh".into(),
+            script.display().to_string(),
+            "gpio17".into(),
+        ],
+        std::time::Duration::from_secs(5),
+    );
+    use agent::indicator::{Indicator, Signal};
+    indicator.show(Signal::Accepted, "ok");
+    indicator.show(Signal::Refused, "blocked_credential");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.sort_unstable();
+        if lines.len() == 2 {
+            assert_eq!(
+                lines,
+                ["gpio17 accepted ok", "gpio17 refused blocked_credential"]
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "signals never arrived: {text:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -277,6 +277,33 @@ async fn enrol_run_sell_upload_and_restart_with_the_real_binary() {
     assert!(
         String::from_utf8_lossy(&verified.stdout).starts_with("journal OK: 3 records, head seq 3")
     );
+    // Tampering with a committed record is caught, with exit status 1.
+    {
+        let conn = rusqlite::Connection::open(site.data_dir.join("agent.sqlite")).expect("db");
+        let record: Vec<u8> = conn
+            .query_row("SELECT record FROM journal WHERE seq = 2", [], |row| {
+                row.get(0)
+            })
+            .expect("record 2");
+        let altered =
+            String::from_utf8(record)
+                .expect("utf8")
+                .replacen("\"due\":\"", "\"due\":\"1", 1);
+        conn.execute(
+            "UPDATE journal SET record = CAST(?1 AS BLOB) WHERE seq = 2",
+            [altered],
+        )
+        .expect("tamper");
+    }
+    let tampered = site.command(&["verify-journal"]);
+    assert_eq!(tampered.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&tampered.stdout);
+    assert!(stdout.contains("record seq 2: bad signature"), "{stdout}");
+    assert!(
+        String::from_utf8_lossy(&tampered.stderr).contains("journal has"),
+        "{}",
+        String::from_utf8_lossy(&tampered.stderr)
+    );
     // Nothing the agent logged names the raw card number.
     let log = site.log_text();
     assert!(

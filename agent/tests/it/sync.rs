@@ -184,8 +184,8 @@ async fn offline_for_a_week_then_sync() {
     double.stop().await;
 }
 
-/// Goal: a snapshot that is for another terminal, signed by an unknown
-/// key, out of order or truncated is refused with a clear reason, and the
+/// Goal: a snapshot that is unsigned, for another terminal, signed by an
+/// unknown key, out of order or truncated is refused with a clear reason, and the
 /// old snapshot stays in force; a good one then applies. Method: central
 /// serves each in turn.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,7 +235,14 @@ async fn bad_snapshots_are_refused_and_the_old_one_kept() {
             + 1;
         good[..cut].to_vec()
     };
+    let unsigned = {
+        let text = String::from_utf8(good.clone()).expect("utf8");
+        let start = text.find(",\"sig\":\"").expect("sig member");
+        let end = start + text[start + 8..].find('"').expect("end of sig") + 9;
+        format!("{}{}", &text[..start], &text[end..]).into_bytes()
+    };
     let cases: Vec<(Vec<u8>, &str)> = vec![
+        (unsigned, "missing signature"),
         (
             other_terminal
                 .snapshot(

@@ -390,17 +390,6 @@ impl Config {
         })
     }
 
-    /// A configuration for tests and tools: defaults, with `data_dir`.
-    pub fn with_data_dir(data_dir: &Path) -> Config {
-        let mut config = Config::parse("", "defaults").unwrap_or_else(|err| {
-            // The defaults are constants checked by a unit test; this arm
-            // cannot be reached without a broken build.
-            panic!("built-in defaults are invalid: {err}")
-        });
-        config.data_dir = data_dir.to_owned();
-        config
-    }
-
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("agent.sqlite")
     }

@@ -150,13 +150,7 @@ impl Packet {
 
     /// `{"body":…,"sig":"…"}` in canonical JSON.
     pub fn to_json(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.canonical_body.len() + 110);
-        out.extend_from_slice(b"{\"body\":");
-        out.extend_from_slice(&self.canonical_body);
-        out.extend_from_slice(b",\"sig\":\"");
-        out.extend_from_slice(self.sig.to_base64().as_bytes());
-        out.extend_from_slice(b"\"}");
-        out
+        super::record::envelope_json(&self.canonical_body, &self.sig)
     }
 
     /// Decodes a packet: well-formed, canonical, consistent header

@@ -198,13 +198,7 @@ impl SignedRecord {
 
     /// `{"body":…,"sig":"…"}` in canonical JSON.
     pub fn to_json(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.canonical_body.len() + 110);
-        out.extend_from_slice(b"{\"body\":");
-        out.extend_from_slice(&self.canonical_body);
-        out.extend_from_slice(b",\"sig\":\"");
-        out.extend_from_slice(self.sig.to_base64().as_bytes());
-        out.extend_from_slice(b"\"}");
-        out
+        envelope_json(&self.canonical_body, &self.sig)
     }
 
     /// Decodes a signed record; refuses unknown fields, floats and a body
@@ -301,17 +295,43 @@ impl SignedRecord {
     }
 }
 
+const ENVELOPE_PREFIX: &[u8] = b"{\"body\":";
+const ENVELOPE_SIG_MEMBER: &[u8] = b",\"sig\":\"";
+const ENVELOPE_SUFFIX: &[u8] = b"\"}";
+
+/// `{"body":<canonical body>,"sig":"<base64url>"}`: the canonical envelope of
+/// every signed object (records and packets), which
+/// [`split_canonical_envelope`] takes apart again.
+pub(crate) fn envelope_json(canonical_body: &[u8], sig: &Signature) -> Vec<u8> {
+    let sig_text = sig.to_base64();
+    let mut out = Vec::with_capacity(
+        ENVELOPE_PREFIX.len()
+            + canonical_body.len()
+            + ENVELOPE_SIG_MEMBER.len()
+            + sig_text.len()
+            + ENVELOPE_SUFFIX.len(),
+    );
+    out.extend_from_slice(ENVELOPE_PREFIX);
+    out.extend_from_slice(canonical_body);
+    out.extend_from_slice(ENVELOPE_SIG_MEMBER);
+    out.extend_from_slice(sig_text.as_bytes());
+    out.extend_from_slice(ENVELOPE_SUFFIX);
+    out
+}
+
 /// `{"body":<body>,"sig":"<86 characters>"}` exactly, as [`SignedRecord::to_json`]
 /// writes it: the body bytes and the signature, without parsing the
 /// envelope (the body is parsed and proven canonical by the caller).
 fn split_canonical_envelope(bytes: &[u8]) -> Option<(&[u8], Signature)> {
-    const PREFIX: &[u8] = b"{\"body\":";
-    const SIG_MEMBER: &[u8] = b",\"sig\":\"";
     const SIG_LEN: usize = 86;
-    let rest = bytes.strip_prefix(PREFIX)?.strip_suffix(b"\"}")?;
-    let body_len = rest.len().checked_sub(SIG_MEMBER.len() + SIG_LEN)?;
+    let rest = bytes
+        .strip_prefix(ENVELOPE_PREFIX)?
+        .strip_suffix(ENVELOPE_SUFFIX)?;
+    let body_len = rest
+        .len()
+        .checked_sub(ENVELOPE_SIG_MEMBER.len() + SIG_LEN)?;
     let (body, tail) = rest.split_at(body_len);
-    let sig_text = tail.strip_prefix(SIG_MEMBER)?;
+    let sig_text = tail.strip_prefix(ENVELOPE_SIG_MEMBER)?;
     let sig = Signature::from_base64(std::str::from_utf8(sig_text).ok()?).ok()?;
     Some((body, sig))
 }

@@ -116,6 +116,22 @@ pub struct Party {
     pub name: String,
 }
 
+/// The two tables of [`Party`] rows. Only these fixed names ever reach SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PartyTable {
+    Providers,
+    Merchants,
+}
+
+impl PartyTable {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            PartyTable::Providers => "providers",
+            PartyTable::Merchants => "merchants",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
     pub id: String,

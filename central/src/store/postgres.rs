@@ -81,6 +81,38 @@ impl PostgresStore {
         Ok(self.pool.get().await?)
     }
 
+    /// Providers and merchants are the same kind of row in two tables.
+    async fn upsert_party(&self, table: PartyTable, party: &Party) -> StoreResult<()> {
+        self.client()
+            .await?
+            .execute(
+                &format!(
+                    "INSERT INTO {} (id, name) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET name = excluded.name",
+                    table.name()
+                ),
+                &[&party.id, &party.name],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn parties(&self, table: PartyTable) -> StoreResult<Vec<Party>> {
+        Ok(self
+            .client()
+            .await?
+            .query(
+                &format!("SELECT id, name FROM {} ORDER BY id", table.name()),
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|row| Party {
+                id: row.get(0),
+                name: row.get(1),
+            })
+            .collect())
+    }
+
     async fn migrate(&self) -> StoreResult<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -373,53 +405,19 @@ impl Store for PostgresStore {
     }
 
     async fn upsert_provider(&self, party: &Party) -> StoreResult<()> {
-        self.client()
-            .await?
-            .execute(
-                "INSERT INTO providers (id, name) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET name = excluded.name",
-                &[&party.id, &party.name],
-            )
-            .await?;
-        Ok(())
+        self.upsert_party(PartyTable::Providers, party).await
     }
 
     async fn providers(&self) -> StoreResult<Vec<Party>> {
-        Ok(self
-            .client()
-            .await?
-            .query("SELECT id, name FROM providers ORDER BY id", &[])
-            .await?
-            .iter()
-            .map(|row| Party {
-                id: row.get(0),
-                name: row.get(1),
-            })
-            .collect())
+        self.parties(PartyTable::Providers).await
     }
 
     async fn upsert_merchant(&self, party: &Party) -> StoreResult<()> {
-        self.client()
-            .await?
-            .execute(
-                "INSERT INTO merchants (id, name) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET name = excluded.name",
-                &[&party.id, &party.name],
-            )
-            .await?;
-        Ok(())
+        self.upsert_party(PartyTable::Merchants, party).await
     }
 
     async fn merchants(&self) -> StoreResult<Vec<Party>> {
-        Ok(self
-            .client()
-            .await?
-            .query("SELECT id, name FROM merchants ORDER BY id", &[])
-            .await?
-            .iter()
-            .map(|row| Party {
-                id: row.get(0),
-                name: row.get(1),
-            })
-            .collect())
+        self.parties(PartyTable::Merchants).await
     }
 
     async fn upsert_group(&self, group: &Group) -> StoreResult<()> {

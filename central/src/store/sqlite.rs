@@ -101,6 +101,41 @@ impl SqliteStore {
         })
         .await
     }
+
+    /// Providers and merchants are the same kind of row in two tables.
+    async fn upsert_party(&self, table: PartyTable, party: &Party) -> StoreResult<()> {
+        let party = party.clone();
+        self.write(move |tx| {
+            tx.execute(
+                &format!(
+                    "INSERT INTO {} (id, name) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET name = excluded.name",
+                    table.name()
+                ),
+                params![party.id, party.name],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn parties(&self, table: PartyTable) -> StoreResult<Vec<Party>> {
+        self.call(move |conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT id, name FROM {} ORDER BY id",
+                table.name()
+            ))?;
+            let rows = stmt
+                .query_map([], |row| {
+                    Ok(Party {
+                        id: row.get(0)?,
+                        name: row.get(1)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
 }
 
 fn migrate(conn: &mut Connection) -> StoreResult<()> {
@@ -407,59 +442,19 @@ impl Store for SqliteStore {
     }
 
     async fn upsert_provider(&self, party: &Party) -> StoreResult<()> {
-        let party = party.clone();
-        self.write(move |tx| {
-            tx.execute(
-                "INSERT INTO providers (id, name) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET name = excluded.name",
-                params![party.id, party.name],
-            )?;
-            Ok(())
-        })
-        .await
+        self.upsert_party(PartyTable::Providers, party).await
     }
 
     async fn providers(&self) -> StoreResult<Vec<Party>> {
-        self.call(|conn| {
-            let mut stmt = conn.prepare("SELECT id, name FROM providers ORDER BY id")?;
-            let rows = stmt
-                .query_map([], |row| {
-                    Ok(Party {
-                        id: row.get(0)?,
-                        name: row.get(1)?,
-                    })
-                })?
-                .collect::<Result<_, _>>()?;
-            Ok(rows)
-        })
-        .await
+        self.parties(PartyTable::Providers).await
     }
 
     async fn upsert_merchant(&self, party: &Party) -> StoreResult<()> {
-        let party = party.clone();
-        self.write(move |tx| {
-            tx.execute(
-                "INSERT INTO merchants (id, name) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET name = excluded.name",
-                params![party.id, party.name],
-            )?;
-            Ok(())
-        })
-        .await
+        self.upsert_party(PartyTable::Merchants, party).await
     }
 
     async fn merchants(&self) -> StoreResult<Vec<Party>> {
-        self.call(|conn| {
-            let mut stmt = conn.prepare("SELECT id, name FROM merchants ORDER BY id")?;
-            let rows = stmt
-                .query_map([], |row| {
-                    Ok(Party {
-                        id: row.get(0)?,
-                        name: row.get(1)?,
-                    })
-                })?
-                .collect::<Result<_, _>>()?;
-            Ok(rows)
-        })
-        .await
+        self.parties(PartyTable::Merchants).await
     }
 
     async fn upsert_group(&self, group: &Group) -> StoreResult<()> {

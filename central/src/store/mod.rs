@@ -15,6 +15,8 @@
 //! Deliberately missing: any HTTP or wire decoding; handlers never name a
 //! database crate.
 
+pub mod ledger;
+pub mod people;
 pub mod plan;
 pub mod postgres;
 pub mod sqlite;
@@ -436,7 +438,7 @@ pub struct RecipientView {
 
 /// The storage interface. Every method is one transaction.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: ledger::LedgerStore + people::PeopleStore + Send + Sync + 'static {
     /// `"sqlite"` or `"postgres"`, for logs and metrics.
     fn backend(&self) -> &'static str;
 

@@ -24,10 +24,20 @@ use super::plan::{self, Known, Outcome, Reason};
 use super::*;
 
 /// Migrations in order; the file names match `migrations/sqlite/`.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_init.sql",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_init.sql",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        "0002_ledger.sql",
+        include_str!("../../migrations/postgres/0002_ledger.sql"),
+    ),
+    (
+        "0003_people.sql",
+        include_str!("../../migrations/postgres/0003_people.sql"),
+    ),
+];
 
 /// Advisory lock keys (arbitrary constants, named here once).
 const LOCK_MIGRATIONS: i64 = 0x6365_6e74_0001;
@@ -77,7 +87,7 @@ impl PostgresStore {
         Ok(store)
     }
 
-    async fn client(&self) -> StoreResult<Object> {
+    pub(crate) async fn client(&self) -> StoreResult<Object> {
         Ok(self.pool.get().await?)
     }
 

@@ -20,10 +20,20 @@ use super::plan::{self, Known, Outcome, Reason};
 use super::*;
 
 /// Migrations in order; the file names match `migrations/postgres/`.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_init.sql",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_init.sql",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        "0002_ledger.sql",
+        include_str!("../../migrations/sqlite/0002_ledger.sql"),
+    ),
+    (
+        "0003_people.sql",
+        include_str!("../../migrations/sqlite/0003_people.sql"),
+    ),
+];
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
@@ -69,7 +79,7 @@ impl SqliteStore {
         Ok(SqliteStore { jobs })
     }
 
-    async fn call<T, F>(&self, f: F) -> StoreResult<T>
+    pub(crate) async fn call<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
@@ -88,7 +98,7 @@ impl SqliteStore {
     }
 
     /// Runs `f` in one immediate transaction (write lock taken up front).
-    async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    pub(crate) async fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> StoreResult<T> + Send + 'static,

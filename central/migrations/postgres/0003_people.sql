@@ -1,0 +1,2 @@
+-- People behind pseudonymous recipients: guardians of minor children,
+-- for the recipient portal (filled by the reports work).

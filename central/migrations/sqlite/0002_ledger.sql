@@ -1,0 +1,2 @@
+-- Reconciliation outcomes, flags with their audit trail, and issued
+-- settlements (filled by the ledger work).

@@ -1164,6 +1164,15 @@ fn import_rows(
          ON CONFLICT (recipient, benefit) DO UPDATE SET valid_from = excluded.valid_from, valid_to = excluded.valid_to
          WHERE grants.valid_from IS NOT excluded.valid_from OR grants.valid_to IS NOT excluded.valid_to",
     )?;
+    let mut birth = tx.prepare_cached(
+        "INSERT INTO recipient_personal (recipient, birth_date) VALUES (?1, ?2)
+         ON CONFLICT (recipient) DO UPDATE SET birth_date = excluded.birth_date
+         WHERE recipient_personal.birth_date IS NOT excluded.birth_date",
+    )?;
+    let mut guardian_of = tx.prepare_cached(
+        "INSERT INTO guardians (guardian, child, provider) VALUES (?1, ?2, ?3)
+         ON CONFLICT (guardian, child) DO NOTHING",
+    )?;
     for (idx, row) in rows.into_iter().enumerate() {
         match row {
             ImportRow::Recipient {
@@ -1230,6 +1239,25 @@ fn import_rows(
                 {
                     summary.grants_changed += 1;
                     changed_recipients.insert(recipient);
+                }
+            }
+            // Birth dates and guardians are personal data: they change what
+            // the portal shows, never a snapshot, so they log no change.
+            ImportRow::BirthDate {
+                recipient,
+                birth_date,
+            } => {
+                let added = add_recipient.execute(params![recipient, provider])?;
+                let changed = birth.execute(params![recipient, birth_date.to_string()])?;
+                if added + changed > 0 {
+                    summary.recipients_changed += 1;
+                }
+            }
+            ImportRow::Guardian { guardian, child } => {
+                add_recipient.execute(params![guardian, provider])?;
+                add_recipient.execute(params![child, provider])?;
+                if guardian_of.execute(params![guardian, child, provider])? > 0 {
+                    summary.recipients_changed += 1;
                 }
             }
         }

@@ -11,7 +11,6 @@ mod db;
 mod e2e;
 mod migrations;
 mod openapi;
-mod reports;
 mod staff;
 mod sync;
 mod world;

@@ -9,11 +9,15 @@
 //! upserts that only write what differs).
 //!
 //! Columns (CSV header, or JSON Lines object keys):
-//! - `recipients`: `recipient`, `personal_code`, `name`
+//! - `recipients`: `recipient`, `personal_code`, `name`, `birth_date`
+//!   (`YYYY-MM-DD`; tells the portal until when a child is a minor)
 //! - `credentials`: `recipient`, `kind`, `id` (the raw card UID or token;
 //!   only its keyed hash is kept)
 //! - `memberships`: `recipient`, `group`, `valid_from`, `valid_to`
 //! - `grants`: `recipient`, `benefit`, `valid_from`, `valid_to`
+//! - `guardians`: `guardian`, `child` (two recipient references: the
+//!   guardian sees the child's benefits on the portal while the child is
+//!   under 18)
 //!
 //! A recipient reference is pseudonymous: a value shaped like a Latvian
 //! personal code is refused, so personal data cannot leak into references
@@ -45,6 +49,7 @@ pub enum Kind {
     Credentials,
     Memberships,
     Grants,
+    Guardians,
 }
 
 impl Kind {
@@ -54,16 +59,18 @@ impl Kind {
             "credentials" => Some(Kind::Credentials),
             "memberships" => Some(Kind::Memberships),
             "grants" => Some(Kind::Grants),
+            "guardians" => Some(Kind::Guardians),
             _ => None,
         }
     }
 
     fn columns(self) -> &'static [&'static str] {
         match self {
-            Kind::Recipients => &["recipient", "personal_code", "name"],
+            Kind::Recipients => &["recipient", "personal_code", "name", "birth_date"],
             Kind::Credentials => &["recipient", "kind", "id"],
             Kind::Memberships => &["recipient", "group", "valid_from", "valid_to"],
             Kind::Grants => &["recipient", "benefit", "valid_from", "valid_to"],
+            Kind::Guardians => &["guardian", "child"],
         }
     }
 
@@ -74,6 +81,7 @@ impl Kind {
             Kind::Credentials => &["recipient", "kind", "id"],
             Kind::Memberships => &["recipient", "group"],
             Kind::Grants => &["recipient", "benefit"],
+            Kind::Guardians => &["guardian", "child"],
         }
     }
 }
@@ -168,7 +176,7 @@ pub fn parse(
     };
     let mut seen: HashMap<String, u64> = HashMap::new();
     let mut handle = |line: u64, fields: HashMap<String, String>, errors: &mut Collector| {
-        if let Some(row) = check_row(kind, line, &fields, context, errors) {
+        for row in check_row(kind, line, &fields, context, errors) {
             let key = row_key(&row);
             if let Some(first) = seen.insert(key.clone(), line) {
                 errors.push(line, format!("{key} is already on line {first}"));
@@ -332,27 +340,47 @@ fn check_row(
     fields: &HashMap<String, String>,
     context: &Context,
     errors: &mut Collector,
-) -> Option<ImportRow> {
+) -> Vec<ImportRow> {
     let before = errors.errors.len() + usize::from(errors.more);
     for required in kind.required() {
         if field(fields, required).is_none() {
             errors.push(line, format!("{required}: is empty"));
         }
     }
-    let recipient = field(fields, "recipient").unwrap_or_default().to_owned();
-    if !recipient.is_empty() {
-        if !is_valid_id(&recipient) {
+    let mut reference = |name: &str| -> String {
+        let value = field(fields, name).unwrap_or_default().to_owned();
+        if !value.is_empty() {
+            if !is_valid_id(&value) {
+                errors.push(
+                    line,
+                    format!("{name}: must be 1-128 printable characters without spaces"),
+                );
+            } else if looks_like_personal_code(&value) {
+                errors.push(
+                    line,
+                    format!("{name}: looks like a personal code; use a pseudonymous reference (personal codes go in the recipients file's personal_code column)"),
+                );
+            }
+        }
+        value
+    };
+    if kind == Kind::Guardians {
+        let guardian = reference("guardian");
+        let child = reference("child");
+        if !guardian.is_empty() && guardian == child {
             errors.push(
                 line,
-                "recipient: must be 1-128 printable characters without spaces",
-            );
-        } else if looks_like_personal_code(&recipient) {
-            errors.push(
-                line,
-                "recipient: looks like a personal code; use a pseudonymous reference (personal codes go in the recipients file's personal_code column)",
+                format!("child: {child:?} cannot be their own guardian"),
             );
         }
+        let after = errors.errors.len() + usize::from(errors.more);
+        return if after == before {
+            vec![ImportRow::Guardian { guardian, child }]
+        } else {
+            Vec::new()
+        };
     }
+    let recipient = reference("recipient");
     let mut long = |name: &str| -> Option<String> {
         let value = field(fields, name)?;
         if value.len() > FIELD_LEN_MAX {
@@ -360,12 +388,31 @@ fn check_row(
         }
         Some(value.to_owned())
     };
+    let mut extra = None;
     let row = match kind {
-        Kind::Recipients => ImportRow::Recipient {
-            recipient,
-            personal_code: long("personal_code"),
-            name: long("name"),
-        },
+        Kind::Recipients => {
+            let personal_code = long("personal_code");
+            let name = long("name");
+            if let Some(text) = field(fields, "birth_date") {
+                match text.parse::<Date>() {
+                    Ok(birth_date) => {
+                        extra = Some(ImportRow::BirthDate {
+                            recipient: recipient.clone(),
+                            birth_date,
+                        })
+                    }
+                    Err(_) => errors.push(
+                        line,
+                        format!("birth_date: {text:?} is not a date (YYYY-MM-DD)"),
+                    ),
+                }
+            }
+            ImportRow::Recipient {
+                recipient,
+                personal_code,
+                name,
+            }
+        }
         Kind::Credentials => {
             let id = long("id").unwrap_or_default();
             let kind_text = field(fields, "kind").unwrap_or_default();
@@ -427,9 +474,15 @@ fn check_row(
                 },
             }
         }
+        // Handled above: a guardian row names two references, not one.
+        Kind::Guardians => return Vec::new(),
     };
     let after = errors.errors.len() + usize::from(errors.more);
-    (after == before).then_some(row)
+    if after == before {
+        std::iter::once(row).chain(extra).collect()
+    } else {
+        Vec::new()
+    }
 }
 
 fn parse_credential_kind(text: &str) -> Option<CredentialKind> {
@@ -474,6 +527,10 @@ fn row_key(row: &ImportRow) -> String {
         } => format!("membership of {recipient:?} in {:?}", membership.group),
         ImportRow::Grant { recipient, grant } => {
             format!("grant of {:?} to {recipient:?}", grant.benefit)
+        }
+        ImportRow::BirthDate { recipient, .. } => format!("birth date of {recipient:?}"),
+        ImportRow::Guardian { guardian, child } => {
+            format!("guardian {guardian:?} of {child:?}")
         }
     }
 }

@@ -28,7 +28,11 @@ use serde_json::json;
 use shared::model::Benefit;
 use shared::money::Money;
 
+use shared::wire::keys::Hash;
+use shared::wire::record::{RecordBody, RecordKind};
+
 use crate::reconcile::{Calendar, Decision, UsageRecord};
+use crate::store::RecordRow;
 
 /// Fewest distinct recipients a published cell may have.
 pub const SUPPRESSION_THRESHOLD: u64 = 5;
@@ -449,6 +453,143 @@ pub fn dataset_jsonld(meta: &DatasetMeta, dataset: &OpenDataset) -> serde_json::
             },
         ],
     })
+}
+
+/// Turns stored records into usage records for reconciliation: one per
+/// (cart line, benefit) of each accepted sale; a void is not usage itself
+/// but marks the sale it cancels (same terminal) as `voided`. Records not
+/// accepted at ingestion (flagged, held) are not what the register proves,
+/// so they are left out.
+pub fn usage_records(rows: &[RecordRow]) -> Result<Vec<UsageRecord>, OpenDataError> {
+    let mut voided: HashSet<(&str, u64)> = HashSet::new();
+    let mut sales: Vec<(&RecordRow, RecordBody)> = Vec::new();
+    for row in rows.iter().filter(|row| row.outcome == "accepted") {
+        let body: RecordBody = serde_json::from_str(&row.body).map_err(|err| OpenDataError {
+            at: format!("record {}#{}", row.terminal, row.seq),
+            message: format!("stored body: {err}"),
+        })?;
+        match (body.kind, body.voids) {
+            (RecordKind::Void, Some(sale)) => {
+                voided.insert((row.terminal.as_str(), sale));
+            }
+            (RecordKind::Void, None) => {}
+            (RecordKind::Sale, _) => sales.push((row, body)),
+        }
+    }
+    let mut out = Vec::new();
+    for (row, body) in sales {
+        let record_hash = Hash::from_hex(&row.hash).map_err(|err| OpenDataError {
+            at: format!("record {}#{}", row.terminal, row.seq),
+            message: format!("stored hash: {err}"),
+        })?;
+        for discount in &body.quote.discounts {
+            let line = body.cart.get(discount.line as usize);
+            out.push(UsageRecord {
+                terminal: row.terminal.clone(),
+                seq: row.seq,
+                line: discount.line,
+                at: body.at,
+                recipient: body.recipient.clone(),
+                credential: body.credential.hash.clone(),
+                benefit: discount.benefit.clone(),
+                provider: discount.provider.clone(),
+                merchant: body.merchant.clone(),
+                category: line.map(|l| l.category.clone()).unwrap_or_default(),
+                amount: discount.amount,
+                count: line.map_or(1, |l| l.qty),
+                snapshot: body.inputs.snapshot,
+                voided: voided.contains(&(row.terminal.as_str(), row.seq)),
+                record_hash,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The same dataset as linked data: a W3C Data Cube (`qb:`) with one
+/// observation per published cell. Dimensions are the month, provider,
+/// benefit and merchant (each an IRI under `base`); measures are
+/// transactions, recipients and the amount in EUR. A suppressed cell is an
+/// observation without measures and with `obsStatus` naming why, so that a
+/// reader sees the cell exists and was withheld.
+pub fn usage_cube_jsonld(base: &str, month: &str, dataset: &OpenDataset) -> serde_json::Value {
+    let base = base.trim_end_matches('/');
+    let observations: Vec<serde_json::Value> = dataset
+        .cells
+        .iter()
+        .enumerate()
+        .map(|(idx, cell)| {
+            let mut observation = json!({
+                "@id": format!("{base}/open-data/usage/{month}#cell-{idx}"),
+                "@type": "qb:Observation",
+                "qb:dataSet": {"@id": format!("{base}/open-data/usage/{month}")},
+                "refPeriod": {"@value": cell.month, "@type": "xsd:gYearMonth"},
+                "provider": {"@id": format!("{base}/open-data/providers/{}", cell.provider)},
+                "benefit": {"@id": format!("{base}/open-data/benefits/{}", cell.benefit)},
+                "merchant": {"@id": format!("{base}/open-data/merchants/{}", cell.merchant)},
+            });
+            match cell.values.suppressed {
+                Some(reason) => {
+                    observation["obsStatus"] = json!(reason.as_str());
+                }
+                None => {
+                    observation["transactions"] =
+                        json!(cell.values.transactions.unwrap_or_default());
+                    observation["recipients"] = json!(cell.values.recipients.unwrap_or_default());
+                    observation["amountEur"] = json!({
+                        "@value": cell.values.amount.map(|a| a.to_string()).unwrap_or_default(),
+                        "@type": "xsd:decimal"
+                    });
+                }
+            }
+            observation
+        })
+        .collect();
+    let vocab = format!("{base}/open-data/vocab#");
+    let context = json!({
+        "@context": {
+            "qb": "http://purl.org/linked-data/cube#",
+            "dct": "http://purl.org/dc/terms/",
+            "xsd": "http://www.w3.org/2001/XMLSchema#",
+            "sdmx-dimension": "http://purl.org/linked-data/sdmx/2009/dimension#",
+            "sdmx-attribute": "http://purl.org/linked-data/sdmx/2009/attribute#",
+            "schema": "https://schema.org/",
+            "bv": vocab,
+            "refPeriod": "sdmx-dimension:refPeriod",
+            "provider": "bv:provider",
+            "benefit": "bv:benefit",
+            "merchant": "bv:merchant",
+            "transactions": {"@id": "bv:transactions", "@type": "xsd:nonNegativeInteger"},
+            "recipients": {"@id": "bv:recipients", "@type": "xsd:nonNegativeInteger"},
+            "amountEur": "bv:amountEur",
+            "obsStatus": "sdmx-attribute:obsStatus",
+        },
+    });
+    let mut graph = vec![json!({
+        "@id": format!("{base}/open-data/usage/{month}"),
+        "@type": "qb:DataSet",
+        "dct:title": format!("Benefit usage per benefit, provider and merchant, {month}"),
+        "dct:description": format!(
+            "Cells with fewer than {} distinct recipients are suppressed (obsStatus primary), \
+             and complementary cells so that totals cannot reveal them (obsStatus secondary).",
+            dataset.threshold
+        ),
+        "qb:structure": {
+            "@type": "qb:DataStructureDefinition",
+            "qb:component": [
+                {"qb:dimension": {"@id": "sdmx-dimension:refPeriod"}},
+                {"qb:dimension": {"@id": "bv:provider"}},
+                {"qb:dimension": {"@id": "bv:benefit"}},
+                {"qb:dimension": {"@id": "bv:merchant"}},
+                {"qb:measure": {"@id": "bv:transactions"}},
+                {"qb:measure": {"@id": "bv:recipients"}},
+                {"qb:measure": {"@id": "bv:amountEur"}},
+                {"qb:attribute": {"@id": "sdmx-attribute:obsStatus"}},
+            ],
+        },
+    })];
+    graph.extend(observations);
+    json!({"@context": context["@context"], "@graph": graph})
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! Every error is `{"error": {"code", "message"}}`; a storage fault is a 500
 //! whose details go to the log, never to the client.
 
+pub mod reports;
 pub mod staff;
 mod terminal;
 
@@ -81,6 +82,29 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/recipients/{id}", get(staff::recipient))
         .route("/api/v1/records", get(staff::records))
         .route("/api/v1/forks", get(staff::forks))
+        .route(
+            "/api/v1/reports/merchant/daily",
+            get(reports::merchant_daily),
+        )
+        .route(
+            "/api/v1/reports/merchant/monthly",
+            get(reports::merchant_monthly),
+        )
+        .route("/api/v1/reports/provider", get(reports::provider_report))
+        .route(
+            "/api/v1/budgets/{benefit}/{month}",
+            put(reports::put_budget),
+        )
+        .route("/api/v1/portal/tokens", post(reports::create_portal_token))
+        .route(
+            "/api/v1/portal/persons/{personal_code}",
+            get(reports::portal_person),
+        )
+        .route("/api/v1/open-data/usage", get(reports::open_data_usage))
+        .route(
+            "/api/v1/open-data/benefits",
+            get(reports::open_data_benefits),
+        )
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(DefaultBodyLimit::max(1024 * 1024))
         .layer(TimeoutLayer::with_status_code(

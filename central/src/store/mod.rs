@@ -255,6 +255,16 @@ pub enum ImportRow {
         recipient: String,
         grant: Grant,
     },
+    /// Personal data, kept beside the personal code; never in snapshots.
+    BirthDate {
+        recipient: String,
+        birth_date: Date,
+    },
+    /// `guardian` sees `child`'s benefits on the portal while the child is a minor.
+    Guardian {
+        guardian: String,
+        child: String,
+    },
 }
 
 /// What an import changed. A re-import of the same file gives all zeros.

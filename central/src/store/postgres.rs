@@ -1115,6 +1115,8 @@ async fn import_rows(
     let mut credentials: Vec<(String, String, String)> = Vec::new();
     let mut memberships: Vec<(String, String, Option<String>, Option<String>)> = Vec::new();
     let mut grants: Vec<(String, String, Option<String>, Option<String>)> = Vec::new();
+    let mut births: Vec<(String, String)> = Vec::new();
+    let mut guardians: Vec<(String, String)> = Vec::new();
     let mut all_recipients: Vec<String> = Vec::new();
     for row in rows {
         match row {
@@ -1157,6 +1159,18 @@ async fn import_rows(
                     date_text(grant.valid_to),
                 ));
             }
+            ImportRow::BirthDate {
+                recipient,
+                birth_date,
+            } => {
+                all_recipients.push(recipient.clone());
+                births.push((recipient, birth_date.to_string()));
+            }
+            ImportRow::Guardian { guardian, child } => {
+                all_recipients.push(guardian.clone());
+                all_recipients.push(child.clone());
+                guardians.push((guardian, child));
+            }
         }
     }
     let mut report = |count: usize| {
@@ -1195,6 +1209,43 @@ async fn import_rows(
                     OR recipient_personal.name IS DISTINCT FROM excluded.name
                  RETURNING recipient",
                 &[&ids, &codes, &names],
+            )
+            .await?
+        {
+            recipients_touched.insert(row.get(0));
+        }
+        report(chunk.len());
+    }
+    // Birth dates and guardians are personal data: they change what the
+    // portal shows, never a snapshot, so they log no change.
+    for chunk in births.chunks(IMPORT_BATCH) {
+        let ids: Vec<&String> = chunk.iter().map(|r| &r.0).collect();
+        let dates: Vec<&String> = chunk.iter().map(|r| &r.1).collect();
+        for row in tx
+            .query(
+                "INSERT INTO recipient_personal (recipient, birth_date)
+                 SELECT * FROM unnest($1::TEXT[], $2::TEXT[])
+                 ON CONFLICT (recipient) DO UPDATE SET birth_date = excluded.birth_date
+                 WHERE recipient_personal.birth_date IS DISTINCT FROM excluded.birth_date
+                 RETURNING recipient",
+                &[&ids, &dates],
+            )
+            .await?
+        {
+            recipients_touched.insert(row.get(0));
+        }
+        report(chunk.len());
+    }
+    for chunk in guardians.chunks(IMPORT_BATCH) {
+        let parents: Vec<&String> = chunk.iter().map(|r| &r.0).collect();
+        let children: Vec<&String> = chunk.iter().map(|r| &r.1).collect();
+        for row in tx
+            .query(
+                "INSERT INTO guardians (guardian, child, provider)
+                 SELECT g, c, $3 FROM unnest($1::TEXT[], $2::TEXT[]) AS u(g, c)
+                 ON CONFLICT (guardian, child) DO NOTHING
+                 RETURNING child",
+                &[&parents, &children, &provider],
             )
             .await?
         {

@@ -11,6 +11,7 @@ mod db;
 mod e2e;
 mod migrations;
 mod openapi;
+mod reports;
 mod staff;
 mod sync;
 mod world;

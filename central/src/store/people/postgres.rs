@@ -1,0 +1,210 @@
+//! [`PeopleStore`] on PostgreSQL. Stored instants are text compared in
+//! byte order (`COLLATE "C"`), the order SQLite uses, whatever the
+//! database's default collation.
+
+use async_trait::async_trait;
+use jiff::civil::Date;
+use jiff::Timestamp;
+
+use super::{page, widened, Budget, PeopleStore, PeriodPage, PeriodQuery, Person, PortalAccess};
+use crate::store::postgres::PostgresStore;
+use crate::store::{RecordRow, StoreError, StoreResult};
+
+fn parse_ts(text: &str) -> StoreResult<Timestamp> {
+    text.parse()
+        .map_err(|err| StoreError::Other(format!("stored instant {text:?}: {err}")))
+}
+
+fn person(row: &tokio_postgres::Row) -> StoreResult<Person> {
+    let birth: Option<String> = row.get(4);
+    Ok(Person {
+        recipient: row.get(0),
+        provider: row.get(1),
+        personal_code: row.get(2),
+        name: row.get(3),
+        birth_date: birth
+            .map(|text| {
+                text.parse::<Date>()
+                    .map_err(|err| StoreError::Other(format!("stored date {text:?}: {err}")))
+            })
+            .transpose()?,
+    })
+}
+
+#[async_trait]
+impl PeopleStore for PostgresStore {
+    async fn records_in_period(&self, query: &PeriodQuery) -> StoreResult<PeriodPage> {
+        let (from_text, to_text) = widened(query);
+        let provider_pattern = query.provider.as_ref().map(|p| format!("%,{p},%"));
+        let (after_at, after_terminal, after_seq) = match &query.after {
+            Some(cursor) => (
+                Some(cursor.at_text.clone()),
+                Some(cursor.terminal.clone()),
+                i64::try_from(cursor.seq).unwrap_or(i64::MAX),
+            ),
+            None => (None, None, 0),
+        };
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT terminal, seq, hash, outcome, reason, recipient, merchant, at, kind, discount_cents, body
+                 FROM records
+                 WHERE at COLLATE \"C\" >= $1 AND at COLLATE \"C\" < $2
+                   AND ($3::TEXT IS NULL OR merchant = $3) AND ($4::TEXT IS NULL OR providers LIKE $4)
+                   AND ($5::TEXT IS NULL OR recipient = $5)
+                   AND ($6::TEXT IS NULL OR (at COLLATE \"C\", terminal COLLATE \"C\", seq) > ($6, $7, $8))
+                 ORDER BY at COLLATE \"C\", terminal COLLATE \"C\", seq LIMIT $9",
+                &[
+                    &from_text,
+                    &to_text,
+                    &query.merchant,
+                    &provider_pattern,
+                    &query.recipient,
+                    &after_at,
+                    &after_terminal,
+                    &after_seq,
+                    &i64::from(query.limit),
+                ],
+            )
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let at: String = row.get(7);
+            let record = RecordRow {
+                terminal: row.get(0),
+                seq: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
+                hash: row.get(2),
+                outcome: row.get(3),
+                reason: row.get(4),
+                recipient: row.get(5),
+                merchant: row.get(6),
+                at: parse_ts(&at)?,
+                kind: row.get(8),
+                discount_cents: row.get(9),
+                body: row.get(10),
+            };
+            out.push((at, record));
+        }
+        Ok(page(query, out))
+    }
+
+    async fn persons_by_code(&self, codes: &[String]) -> StoreResult<Vec<Person>> {
+        self.client()
+            .await?
+            .query(
+                "SELECT r.id, r.provider, p.personal_code, p.name, p.birth_date
+                 FROM recipient_personal p JOIN recipients r ON r.id = p.recipient
+                 WHERE p.personal_code = ANY($1) ORDER BY r.id",
+                &[&codes],
+            )
+            .await?
+            .iter()
+            .map(person)
+            .collect()
+    }
+
+    async fn children_of(&self, guardians: &[String]) -> StoreResult<Vec<Person>> {
+        self.client()
+            .await?
+            .query(
+                "SELECT DISTINCT r.id, r.provider, p.personal_code, p.name, p.birth_date
+                 FROM guardians g JOIN recipients r ON r.id = g.child
+                 LEFT JOIN recipient_personal p ON p.recipient = g.child
+                 WHERE g.guardian = ANY($1) ORDER BY r.id",
+                &[&guardians],
+            )
+            .await?
+            .iter()
+            .map(person)
+            .collect()
+    }
+
+    async fn create_portal_token(&self, hash: &str, label: &str) -> StoreResult<()> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO portal_tokens (hash, label) VALUES ($1, $2)",
+                &[&hash, &label],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn portal_token(&self, hash: &str) -> StoreResult<Option<String>> {
+        Ok(self
+            .client()
+            .await?
+            .query_opt("SELECT label FROM portal_tokens WHERE hash = $1", &[&hash])
+            .await?
+            .map(|row| row.get(0)))
+    }
+
+    async fn log_portal_access(&self, access: &PortalAccess) -> StoreResult<()> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO portal_access (at, client, person_hash, found) VALUES ($1, $2, $3, $4)",
+                &[
+                    &access.at.to_string(),
+                    &access.client,
+                    &access.person_hash,
+                    &i32::from(access.found),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn portal_accesses(&self, person_hash: &str) -> StoreResult<Vec<PortalAccess>> {
+        self.client()
+            .await?
+            .query(
+                "SELECT at, client, person_hash, found FROM portal_access WHERE person_hash = $1 ORDER BY at COLLATE \"C\"",
+                &[&person_hash],
+            )
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(PortalAccess {
+                    at: parse_ts(row.get(0))?,
+                    client: row.get(1),
+                    person_hash: row.get(2),
+                    found: row.get::<_, i32>(3) != 0,
+                })
+            })
+            .collect()
+    }
+
+    async fn put_budget(&self, budget: &Budget) -> StoreResult<()> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO budgets (benefit, month, provider, expected_cents) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (benefit, month) DO UPDATE SET provider = excluded.provider, expected_cents = excluded.expected_cents",
+                &[&budget.benefit, &budget.month, &budget.provider, &budget.expected_cents],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn budgets(&self, provider: &str, month: &str) -> StoreResult<Vec<Budget>> {
+        Ok(self
+            .client()
+            .await?
+            .query(
+                "SELECT benefit, month, provider, expected_cents FROM budgets
+                 WHERE provider = $1 AND month = $2 ORDER BY benefit",
+                &[&provider, &month],
+            )
+            .await?
+            .iter()
+            .map(|row| Budget {
+                benefit: row.get(0),
+                month: row.get(1),
+                provider: row.get(2),
+                expected_cents: row.get(3),
+            })
+            .collect())
+    }
+}

@@ -19,7 +19,7 @@ use shared::wire::keys::SigningKey;
 use shared::wire::packet::Packet;
 use shared::wire::record::SignedRecord;
 
-use crate::agent_harness::{poll, Central, Site, WAIT};
+use crate::agent_harness::{poll, postgres_database_url, Agent, Central, Site, WAIT};
 
 /// A Riga pupil's card: recipient reference and raw card UID.
 fn pupil(n: u32) -> (String, String) {
@@ -112,6 +112,27 @@ async fn site_with_enrolled_till(database_url: Option<String>, pupils: u32) -> S
     let code = register(&site.central, site.dir.path(), pupils);
     site.central.start().await;
     site.agent.enroll(&site.central, &code);
+    // The code is single use: a second till cannot enrol with it.
+    let other_root = site.dir.path().join("other-till");
+    std::fs::create_dir_all(&other_root).expect("creating a directory");
+    let refused = Agent::new(&other_root).command(&[
+        "enroll",
+        "--central",
+        &site.central.url(),
+        "--ca",
+        path_str(&site.central.ca()),
+        "--code",
+        &code,
+    ]);
+    assert!(
+        !refused.status.success(),
+        "a used code enrolled a second till"
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("enrolment refused by central (409): used_code"),
+        "{stderr}"
+    );
     site.agent.start().await;
     let status = site.wait_for_snapshot().await;
     assert_eq!(status["merchant"], "canteen");
@@ -276,18 +297,9 @@ async fn offline_sales_reach_central_when_it_returns_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_sales_reach_central_when_it_returns_postgres() {
-    let Some(url) = crate::db::postgres_url() else {
-        return;
-    };
-    // A fresh schema, migrated through the store, then named in the URL so
-    // that every `central` command of this test uses it.
-    let schema = crate::db::fresh_schema();
-    central::store::postgres::PostgresStore::connect(&url, Some(&schema))
-        .await
-        .expect("creating the test schema");
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let url = format!("{url}{separator}options=-c%20search_path%3D{schema}");
-    offline_sales_reach_central_when_it_returns(Some(url)).await;
+    if let Some(url) = postgres_database_url().await {
+        offline_sales_reach_central_when_it_returns(Some(url)).await;
+    }
 }
 
 /// The canonical JSON of a packet whose records the caller chose freely
@@ -369,9 +381,8 @@ fn unchanged(before: &BTreeMap<u64, Value>, after: &BTreeMap<u64, Value>, what: 
 // and ends with nothing pending. Method: the till sells six lunches with
 // sync off; the test reads its journal (SQLite) and key (`terminal.key`)
 // and posts signed packets itself, checking the staff API after each.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_uploads_of_the_agents_records_lose_nothing() {
-    let mut site = site_with_enrolled_till(None, 6).await;
+async fn hostile_uploads_of_the_agents_records_lose_nothing(database_url: Option<String>) {
+    let mut site = site_with_enrolled_till(database_url, 6).await;
     site.agent.terminate();
     site.agent.write_config(false);
     site.agent.start().await;
@@ -561,4 +572,16 @@ async fn hostile_uploads_of_the_agents_records_lose_nothing() {
             .any(|f| f["seq"] == 6 && f["hash"] == genuine),
         "the till's genuine record 6 is kept, not lost: {forks}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_uploads_of_the_agents_records_lose_nothing_sqlite() {
+    hostile_uploads_of_the_agents_records_lose_nothing(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_uploads_of_the_agents_records_lose_nothing_postgres() {
+    if let Some(url) = postgres_database_url().await {
+        hostile_uploads_of_the_agents_records_lose_nothing(Some(url)).await;
+    }
 }

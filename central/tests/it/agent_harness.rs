@@ -39,6 +39,22 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A `CENTRAL_DATABASE_URL` for a fresh schema on the test server
+/// (`CENTRAL_TEST_PG_URL`), created and migrated through the store, then
+/// named in the URL so that every `central` command of a test uses it.
+/// `None` when there is no test server (an error under CI, see `db.rs`).
+pub async fn postgres_database_url() -> Option<String> {
+    let url = crate::db::postgres_url()?;
+    let schema = crate::db::fresh_schema();
+    central::store::postgres::PostgresStore::connect(&url, Some(&schema))
+        .await
+        .expect("creating the test schema");
+    let separator = if url.contains('?') { '&' } else { '?' };
+    Some(format!(
+        "{url}{separator}options=-c%20search_path%3D{schema}"
+    ))
+}
+
 /// Polls `probe` every 100 ms until it gives `Some`, for at most `limit`;
 /// then fails naming `what`, with `diagnostics()` (the daemons' logs).
 pub async fn poll<T>(

@@ -574,10 +574,25 @@ pub struct ProviderReport {
     pub generated_at: Timestamp,
     pub usage: Vec<ProviderRow>,
     pub budgets: Vec<BudgetLine>,
-    /// Where open flags come from: `ingestion` (records flagged or held
-    /// when verified).
-    pub flags_source: &'static str,
+    /// Records of this month not accepted at ingestion (flagged or held
+    /// when verified), with the provider's part of their discount.
     pub open_flags: Vec<OpenFlag>,
+    /// Open flags of the ledger (reconciliation, fraud and integrity
+    /// checks) that concern the provider's money, whatever month they
+    /// were raised in: each waits for a reviewer.
+    pub ledger_flags: Vec<LedgerFlag>,
+}
+
+/// An open flag of the ledger, as the report lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LedgerFlag {
+    pub id: String,
+    /// `offline_overuse`, `discount_mismatch`, `impossible_travel`, …
+    pub kind: &'static str,
+    pub raised_at: Timestamp,
+    pub terminal: Option<String>,
+    pub seq: Option<u64>,
+    pub merchant: Option<String>,
 }
 
 #[derive(Default)]
@@ -652,6 +667,7 @@ impl ProviderReportBuilder {
         self,
         budgets: &HashMap<String, i64>,
         benefits: &[String],
+        ledger_flags: Vec<LedgerFlag>,
         generated_at: Timestamp,
     ) -> ProviderReport {
         let mut spent: BTreeMap<String, Money> = benefits
@@ -706,8 +722,8 @@ impl ProviderReportBuilder {
                 })
                 .collect(),
             budgets,
-            flags_source: "ingestion",
             open_flags: flags,
+            ledger_flags,
         }
     }
 }
@@ -797,25 +813,44 @@ impl ProviderReport {
             ),
             ProviderTable::Flags => write_csv(
                 &[
+                    "source",
+                    "flag",
                     "terminal",
                     "seq",
                     "at",
                     "merchant",
-                    "outcome",
+                    "outcome_or_kind",
                     "reason",
                     "discount_eur",
                 ],
-                self.open_flags.iter().map(|flag| {
-                    [
-                        flag.terminal.clone(),
-                        flag.seq.to_string(),
-                        flag.at.to_string(),
-                        flag.merchant.clone(),
-                        flag.outcome.clone(),
-                        flag.reason.clone().unwrap_or_default(),
-                        flag.discount.to_string(),
-                    ]
-                }),
+                self.open_flags
+                    .iter()
+                    .map(|flag| {
+                        [
+                            "ingestion".to_owned(),
+                            String::new(),
+                            flag.terminal.clone(),
+                            flag.seq.to_string(),
+                            flag.at.to_string(),
+                            flag.merchant.clone(),
+                            flag.outcome.clone(),
+                            flag.reason.clone().unwrap_or_default(),
+                            flag.discount.to_string(),
+                        ]
+                    })
+                    .chain(self.ledger_flags.iter().map(|flag| {
+                        [
+                            "ledger".to_owned(),
+                            flag.id.clone(),
+                            flag.terminal.clone().unwrap_or_default(),
+                            flag.seq.map(|seq| seq.to_string()).unwrap_or_default(),
+                            flag.raised_at.to_string(),
+                            flag.merchant.clone().unwrap_or_default(),
+                            flag.kind.to_owned(),
+                            String::new(),
+                            String::new(),
+                        ]
+                    })),
             ),
         }
     }
@@ -900,6 +935,25 @@ impl ProviderReport {
                 escape(&flag.outcome),
                 escape(flag.reason.as_deref().unwrap_or("")),
                 flag.discount
+            );
+        }
+        let _ = write!(
+            body,
+            "</tbody></table><table><caption>Open ledger flags ({})</caption><thead><tr>\
+             <th>Flag</th><th>Kind</th><th>Raised</th><th>Terminal</th><th class=\"n\">Seq</th>\
+             <th>Merchant</th></tr></thead><tbody>",
+            self.ledger_flags.len()
+        );
+        for flag in &self.ledger_flags {
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+                escape(&flag.id),
+                escape(flag.kind),
+                escape(&flag.raised_at.to_string()),
+                escape(flag.terminal.as_deref().unwrap_or("")),
+                flag.seq.map(|seq| seq.to_string()).unwrap_or_default(),
+                escape(flag.merchant.as_deref().unwrap_or(""))
             );
         }
         body.push_str("</tbody></table>");

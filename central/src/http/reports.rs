@@ -33,11 +33,13 @@ use super::{parse_json, ApiError, Staff};
 use crate::keys::{random_token, secret_hash};
 use crate::opendata::{self, SUPPRESSION_THRESHOLD};
 use crate::portal::{self, PersonalCode, RecipientFacts, Registers};
+use crate::reconcile::flags::FlagState;
 use crate::reconcile::{reconcile, Policies};
 use crate::reports::{
-    report_record, MerchantReportBuilder, Period, ProviderReportBuilder, ProviderTable,
-    ReportRecord,
+    report_record, LedgerFlag, MerchantReportBuilder, Period, ProviderReportBuilder, ProviderTable,
+    ReportRecord, OPEN_FLAGS_MAX,
 };
+use crate::store::ledger::FlagFilter;
 use crate::store::people::{Budget, PeriodQuery, PortalAccess};
 use crate::store::{RecordRow, Role};
 use crate::AppState;
@@ -367,7 +369,27 @@ pub async fn provider_report(
         .into_iter()
         .map(|b| (b.benefit, b.expected_cents))
         .collect();
-    let report = builder.finish(&budgets, &benefits, state.clock.now());
+    let ledger_flags = state
+        .store
+        .flags(&FlagFilter {
+            provider: Some(provider.clone()),
+            merchant: None,
+            state: Some(FlagState::Open),
+            kind: None,
+            limit: u32::try_from(OPEN_FLAGS_MAX).unwrap_or(u32::MAX),
+        })
+        .await?
+        .into_iter()
+        .map(|row| LedgerFlag {
+            id: row.flag.id,
+            kind: row.flag.kind.as_str(),
+            raised_at: row.flag.raised_at,
+            terminal: row.terminal,
+            seq: row.seq,
+            merchant: row.merchant,
+        })
+        .collect();
+    let report = builder.finish(&budgets, &benefits, ledger_flags, state.clock.now());
     let stem = format!("provider-{}-{}", report.provider, report.month);
     Ok(match format {
         Format::Json => Json(&report).into_response(),

@@ -154,6 +154,7 @@ fn budget_shows_remaining_and_percent_used() {
     let report = builder.finish(
         &HashMap::from([("lunch".to_owned(), 1_000)]),
         &["lunch".to_owned(), "bus".to_owned()],
+        Vec::new(),
         Timestamp::UNIX_EPOCH,
     );
     let lunch = report

@@ -1173,6 +1173,8 @@ fn import_rows(
         "INSERT INTO guardians (guardian, child, provider) VALUES (?1, ?2, ?3)
          ON CONFLICT (guardian, child) DO NOTHING",
     )?;
+    // A person counts once however many of their rows changed, as on PostgreSQL.
+    let mut people_touched: HashSet<String> = HashSet::new();
     for (idx, row) in rows.into_iter().enumerate() {
         match row {
             ImportRow::Recipient {
@@ -1188,6 +1190,7 @@ fn import_rows(
                 };
                 if added + changed > 0 {
                     summary.recipients_changed += 1;
+                    people_touched.insert(recipient);
                 }
             }
             ImportRow::Credential {
@@ -1249,14 +1252,17 @@ fn import_rows(
             } => {
                 let added = add_recipient.execute(params![recipient, provider])?;
                 let changed = birth.execute(params![recipient, birth_date.to_string()])?;
-                if added + changed > 0 {
+                // Its recipients row (same file line) may have counted it already.
+                if added + changed > 0 && people_touched.insert(recipient) {
                     summary.recipients_changed += 1;
                 }
             }
             ImportRow::Guardian { guardian, child } => {
                 add_recipient.execute(params![guardian, provider])?;
                 add_recipient.execute(params![child, provider])?;
-                if guardian_of.execute(params![guardian, child, provider])? > 0 {
+                if guardian_of.execute(params![guardian, child, provider])? > 0
+                    && people_touched.insert(child)
+                {
                     summary.recipients_changed += 1;
                 }
             }

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use central::http::reports::person_hash;
 use central::portal::PersonalCode;
+use central::reconcile::flags::{Flag, FlagKind, Subject};
+use central::store::ledger::FlagRow;
 use central::store::Party;
 use central::{AppState, Clock};
 use reqwest::Method;
@@ -250,6 +252,29 @@ async fn provider_report_shows_usage_budget_and_flags(db: TestDb) {
     assert_eq!(status, 200, "{answer}");
     assert_ne!(outcomes(&answer)[0].1, "accepted", "{answer}");
 
+    // An open ledger flag on Riga's money, and one on the state's.
+    let flag_on = |provider: &str, seq: u64| FlagRow {
+        flag: Flag::raise(
+            FlagKind::ImpossibleTravel,
+            Subject::Record {
+                terminal: till.id().to_owned(),
+                seq,
+            },
+            provider,
+            serde_json::json!({}),
+            now(),
+        ),
+        terminal: Some(till.id().to_owned()),
+        seq: Some(seq),
+        merchant: Some("canteen".into()),
+        providers: format!(",{provider},"),
+    };
+    world
+        .store()
+        .raise_flags(vec![flag_on("riga", 1), flag_on("state", 2)])
+        .await
+        .expect("raising flags");
+
     let put_budget = |token: &str, benefit: &str, month: &str, body: Value| {
         server
             .staff(
@@ -324,6 +349,10 @@ async fn provider_report_shows_usage_budget_and_flags(db: TestDb) {
     assert_eq!(flags.len(), 1, "{report}");
     assert_eq!(flags[0]["seq"], 7);
     assert_eq!(flags[0]["discount"], "2.00");
+    let ledger_flags = report["ledger_flags"].as_array().expect("ledger flags");
+    assert_eq!(ledger_flags.len(), 1, "{report}");
+    assert_eq!(ledger_flags[0]["kind"], "impossible_travel");
+    assert_eq!(ledger_flags[0]["seq"], 1);
 
     let (status, csv_text) = get(
         &server,
@@ -370,6 +399,10 @@ async fn provider_report_shows_usage_budget_and_flags(db: TestDb) {
     .await;
     assert_eq!(state_report["usage"], serde_json::json!([]));
     assert_eq!(state_report["open_flags"], serde_json::json!([]));
+    assert_eq!(
+        state_report["ledger_flags"][0]["seq"], 2,
+        "the state sees its own flag only"
+    );
     let (status, _) = get(
         &server,
         "/api/v1/reports/provider?month=2026-03",
@@ -436,17 +469,27 @@ async fn portal_shows_minor_children_until_18(db: TestDb) {
     );
 
     // P00000 turns 18 on 3 March 2026, P00001 on 2 March (the test's today).
-    let response = import(
-        "recipients",
-        "recipient,personal_code,name,birth_date\nG1,010180-10001,Anna Ozola,\nP00000,030308-20001,Ilze Ozola,2008-03-03\nP00001,020308-20002,Jānis Ozols,2008-03-02\n",
-    )
-    .await
-    .expect("import");
-    assert_eq!(response.status().as_u16(), 200);
-    let response = import("guardians", "guardian,child\nG1,P00000\nG1,P00001\n")
-        .await
-        .expect("import");
-    assert_eq!(response.status().as_u16(), 200);
+    let people = "recipient,personal_code,name,birth_date\nG1,010180-10001,Anna Ozola,\nP00000,030308-20001,Ilze Ozola,2008-03-03\nP00001,020308-20002,Jānis Ozols,2008-03-02\n";
+    let guardians = "guardian,child\nG1,P00000\nG1,P00001\n";
+    for (kind, file, changed) in [("recipients", people, 3), ("guardians", guardians, 2)] {
+        let summary: Value = import(kind, file)
+            .await
+            .expect("import")
+            .json()
+            .await
+            .expect("JSON");
+        assert_eq!(summary["recipients_changed"], changed, "{kind}: {summary}");
+        let again: Value = import(kind, file)
+            .await
+            .expect("import")
+            .json()
+            .await
+            .expect("JSON");
+        assert_eq!(
+            again["recipients_changed"], 0,
+            "{kind} again changes nothing"
+        );
+    }
     let mut till = world.terminal("canteen", "meal.lunch").await;
     assert_eq!(lunches(&server, &world, &mut till, 0..2, now()).await, 2);
 

@@ -39,7 +39,7 @@ fn snack() -> Value {
 }
 
 /// Riga's free lunch (one a day) and a half-price snack capped at 0.50 a
-/// sale (a co-payment), both for the group of pupils; `pupils` pupils with
+/// sale (a co-payment; two a day), both for the group of pupils; `pupils` pupils with
 /// a card each; a canteen with one till. Returns the till's enrolment code.
 fn register(central: &Central, dir: &Path, pupils: u32) -> String {
     central.cli(&["provider", "riga", "Riga"]);
@@ -55,7 +55,8 @@ fn register(central: &Central, dir: &Path, pupils: u32) -> String {
         json!({
             "id": "riga-snack", "provider": "riga", "groups": ["riga-pupil"],
             "categories": ["meal.snack"], "discount": {"percent": "50"},
-            "max_per_transaction": "0.50"
+            "max_per_transaction": "0.50",
+            "limits": [{"period": "day", "max_count": 2}]
         }),
     ];
     for benefit in benefits {
@@ -161,10 +162,9 @@ async fn records_by_seq(central: &Central, terminal: &str) -> BTreeMap<u64, Valu
 // port; the agent's status and central's staff API are polled with bounds.
 async fn offline_sales_reach_central_when_it_returns(database_url: Option<String>) {
     let mut site = site_with_enrolled_till(database_url, 3).await;
-    let terminal = site.agent.status().await["terminal"]
-        .as_str()
-        .expect("terminal id")
-        .to_owned();
+    let before = site.agent.status().await;
+    let terminal = before["terminal"].as_str().expect("terminal id").to_owned();
+    let first_version = before["snapshot"]["version"].as_u64().expect("version");
 
     site.central.kill();
     // Wait until the till itself has noticed: the sales below are offline
@@ -244,6 +244,12 @@ async fn offline_sales_reach_central_when_it_returns(database_url: Option<String
     )
     .await;
     assert_eq!(status["outbox"]["acked_through"], 2, "{status}");
+    assert!(
+        status["snapshot"]["version"]
+            .as_u64()
+            .is_some_and(|version| version > first_version),
+        "the sales are a new version, applied after the upload: {status}"
+    );
 
     let records = records_by_seq(&site.central, &terminal).await;
     assert_eq!(
@@ -277,6 +283,63 @@ async fn offline_sales_reach_central_when_it_returns(database_url: Option<String
     assert_eq!(row["acked_through"], 2, "{row}");
     assert_eq!(row["status"], "active");
 
+    // Each record counts exactly once toward a limit after the round trip:
+    // the till counts its own journal, and central's snapshot leaves the
+    // till's own records out. A second snack is one of the two a day; a
+    // third is refused.
+    let (code, _, snack_two) = site.agent.commit("sale-5", card(1), json!([snack()])).await;
+    assert_eq!(
+        code, 200,
+        "the first snack is not counted twice: {snack_two}"
+    );
+    assert_eq!(snack_two["discount_total"], "0.50");
+    let (code, _, refused) = site.agent.commit("sale-6", card(1), json!([snack()])).await;
+    assert_eq!(code, 422, "{refused}");
+    assert_eq!(refused["error"]["code"], "limit_reached", "{refused}");
+
+    // A second till of the same canteen, created over the staff API, knows
+    // from its snapshot what the first one gave: one lunch a day holds
+    // across tills that sync.
+    let (code, created) = site
+        .central
+        .staff_post(
+            "/api/v1/terminals",
+            &json!({"merchant": "canteen", "label": "Canteen till 2", "categories": ["meal"]}),
+        )
+        .await;
+    assert_eq!(code, 201, "{created}");
+    let other_root = site.dir.path().join("till-2");
+    std::fs::create_dir_all(&other_root).expect("creating a directory");
+    let mut till_two = Agent::new(&other_root);
+    till_two.enroll(&site.central, created["code"].as_str().expect("code"));
+    till_two.start().await;
+    poll(
+        "the second till applies its first snapshot",
+        WAIT,
+        || {
+            format!(
+                "{}\n--- till 2 log ---\n{}",
+                site.logs(),
+                till_two.log_tail()
+            )
+        },
+        async || {
+            let status = till_two.status().await;
+            status["snapshot"]["version"].is_u64().then_some(status)
+        },
+    )
+    .await;
+    let (code, _, refused) = till_two.commit("t2-1", card(0), json!([lunch()])).await;
+    assert_eq!(code, 422, "{refused}");
+    assert_eq!(
+        refused["error"]["code"], "limit_reached",
+        "pupil 0 had lunch at till 1: {refused}"
+    );
+    let (code, _, lunch_two) = till_two.commit("t2-2", card(2), json!([lunch()])).await;
+    assert_eq!(code, 200, "{lunch_two}");
+    assert_eq!(lunch_two["discount_total"], "2.50");
+    till_two.terminate();
+
     site.agent.terminate();
     let verified = site.agent.command(&["verify-journal"]);
     assert!(
@@ -287,7 +350,7 @@ async fn offline_sales_reach_central_when_it_returns(database_url: Option<String
     let offline = site.agent.command(&["status", "--json"]);
     assert!(offline.status.success());
     let offline: Value = serde_json::from_slice(&offline.stdout).expect("status JSON");
-    assert_eq!(offline["outbox"]["records"], 0, "{offline}");
+    assert_eq!(offline["journal"]["records"], 3, "{offline}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -266,6 +266,20 @@ impl Central {
         body
     }
 
+    /// POST on the staff API with the admin token; status and JSON answer.
+    pub async fn staff_post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let answer = self
+            .http
+            .post(format!("{}{path}", self.url()))
+            .bearer_auth(&self.admin_token)
+            .json(body)
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("POST {path}: {err}"));
+        let status = answer.status().as_u16();
+        (status, answer.json().await.expect("a JSON answer"))
+    }
+
     /// Uploads packet bytes signed as `terminal` with `key`, now.
     pub async fn upload(&self, key: &SigningKey, terminal: &str, bytes: Vec<u8>) -> (u16, Value) {
         let path = "/api/v1/packets";
@@ -392,6 +406,11 @@ impl Agent {
         );
     }
 
+    /// The last lines of this agent's log, for a failure message.
+    pub fn log_tail(&self) -> String {
+        tail(&self.log, 40)
+    }
+
     fn api(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
@@ -483,7 +502,7 @@ impl Site {
         format!(
             "--- central log ---\n{}\n--- agent log ---\n{}",
             tail(&self.central.log, 40),
-            tail(&self.agent.log, 40)
+            self.agent.log_tail()
         )
     }
 

@@ -38,6 +38,7 @@ pub mod http;
 pub mod import;
 pub mod ingest;
 pub mod keys;
+pub mod ledger;
 pub mod metrics;
 pub mod opendata;
 pub mod portal;

@@ -847,6 +847,10 @@ pub mod flags {
         DiscountMismatch,
         /// A blocked credential used at a terminal that already had the block.
         BlockedCredential,
+        /// Ingestion flagged the record for another reason (broken link,
+        /// unknown credential or benefit, wrong merchant, bad local time, a
+        /// void naming no sale); the reason is in the evidence.
+        RecordRefused,
         /// The same credential at two terminals too far apart too quickly.
         ImpossibleTravel,
         /// Far more transactions in a day than the subject's usual.
@@ -863,6 +867,7 @@ pub mod flags {
                 FlagKind::BadSignature => "bad_signature",
                 FlagKind::DiscountMismatch => "discount_mismatch",
                 FlagKind::BlockedCredential => "blocked_credential",
+                FlagKind::RecordRefused => "record_refused",
                 FlagKind::ImpossibleTravel => "impossible_travel",
                 FlagKind::UnusualVolume => "unusual_volume",
             }

@@ -15,6 +15,7 @@ use crate::ingest::IngestError;
 use crate::keys::secret_hash;
 use crate::metrics::SnapshotServed;
 use crate::snapshot::{self, Plan};
+use crate::store::plan::RecordAnswer;
 use crate::store::{EnrolRefusal, Terminal};
 use crate::AppState;
 
@@ -144,6 +145,8 @@ pub struct RecordAnswerJson {
 pub struct PacketAnswerJson {
     packet: String,
     records: Vec<RecordAnswerJson>,
+    /// Earlier held records whose gap this packet filled, with their final outcome.
+    resolved: Vec<RecordAnswerJson>,
     acked_through: u64,
 }
 
@@ -180,17 +183,21 @@ pub async fn packets(
                 IngestError::Store(err) => ApiError::from(err),
             }
         })?;
-    Ok(Json(PacketAnswerJson {
-        packet: answer.packet,
-        records: answer
-            .records
+    crate::ledger::ingested(&state);
+    let json = |records: &[RecordAnswer]| -> Vec<RecordAnswerJson> {
+        records
             .iter()
             .map(|record| RecordAnswerJson {
                 seq: record.seq,
                 outcome: record.outcome.as_str(),
                 reason: record.reason.map(|reason| reason.as_str()),
             })
-            .collect(),
+            .collect()
+    };
+    Ok(Json(PacketAnswerJson {
+        packet: answer.packet,
+        records: json(&answer.records),
+        resolved: json(&answer.resolved),
         acked_through: answer.acked_through,
     }))
 }

@@ -1,0 +1,558 @@
+//! The ledger: what central does with verified records after ingestion.
+//!
+//! A run ([`run`]) takes in every stored record it has not seen at its
+//! current outcome (new records, held records released, flags decided),
+//! turning each into usage lines (one per cart line × benefit, with the
+//! line's units and category; the provider from the discount, checked
+//! against the benefit); then it reconciles every counting line across
+//! terminals (`crate::reconcile`), stores the decisions that changed, and
+//! raises flags: ingestion's findings (forks, bad signatures, discount
+//! mismatches, blocked credentials, other refusals), unfilled chain gaps,
+//! offline overuse, impossible travel and unusual volume.
+//!
+//! [`issue`] settles a period for every provider × merchant
+//! (`crate::settlement`) against what earlier settlements settled, and
+//! stores the settlements, which are never rewritten: a later change of
+//! what is payable becomes an adjustment in the next one.
+//!
+//! Runs are triggered after ingestion by [`ingested`] (a background task
+//! per server, debounced so that a burst of packets reconciles once) and at
+//! start by [`spawn`]. Nothing is lost when central stops: what is pending
+//! is derived from the stored records, not from a queue in memory.
+//!
+//! Deterministic: the same stored records give the same usage lines,
+//! decisions and flag ids whatever order they arrived in.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use jiff::civil::Date;
+use jiff::Timestamp;
+use serde_json::json;
+use shared::model::{Benefit, CartLine, Zone};
+use shared::rules::{evaluate, QuoteInput};
+use shared::wire::keys::Hash;
+use shared::wire::record::{RecordBody, RecordKind};
+use tokio::sync::Notify;
+
+use crate::reconcile::flags::{self, Flag, FlagKind, FlagState, Subject, GAP_FILL_LIMIT};
+use crate::reconcile::{self, Decision, UsageRecord};
+use crate::settlement::{self, Ledger, Settlement, SettlementPeriod, VatRules};
+use crate::store::ledger::{FlagRow, Intake, PendingRecord, StoredSettlement, UsageLine};
+use crate::store::{Store, StoreError};
+use crate::{AppState, State};
+
+/// Records taken in per transaction.
+const INTAKE_BATCH: u32 = 5_000;
+/// How long a burst of packets has to end before the run starts.
+pub const DEBOUNCE: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("reconciliation: {0}")]
+    Reconcile(#[from] reconcile::ReconcileError),
+    #[error("settlement: {0}")]
+    Settlement(#[from] settlement::SettlementError),
+}
+
+/// What one run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunReport {
+    pub records_taken_in: u64,
+    pub usage_lines: u64,
+    pub decisions_changed: u64,
+    pub flags_raised: u64,
+}
+
+/// One run at a time per process: runs read everything and write what
+/// changed, so two at once would only repeat each other's work.
+static RUN_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Takes in pending records, reconciles every usage line, stores changed
+/// decisions and raises flags.
+pub async fn run(store: &dyn Store, now: Timestamp) -> Result<RunReport, LedgerError> {
+    let _guard = RUN_LOCK.lock().await;
+    let mut report = RunReport::default();
+    let benefits: Vec<Benefit> = store
+        .benefits(None)
+        .await?
+        .into_iter()
+        .map(|stored| stored.benefit)
+        .collect();
+    let by_id: HashMap<&str, &Benefit> = benefits.iter().map(|b| (b.id.as_str(), b)).collect();
+    let mut versions: HashMap<String, Option<Benefit>> = HashMap::new();
+    loop {
+        let pending = store.ledger_pending(INTAKE_BATCH).await?;
+        if pending.is_empty() {
+            break;
+        }
+        let mut intakes = Vec::with_capacity(pending.len());
+        let mut raised = Vec::new();
+        for record in &pending {
+            let body: Option<RecordBody> = serde_json::from_str(&record.body).ok();
+            let lines = match &body {
+                Some(body) => usage_lines(store, record, body, &by_id, &mut versions).await?,
+                None => Vec::new(),
+            };
+            if let Some(flag) = ingestion_flag(record, now) {
+                raised.push(flag);
+            }
+            intakes.push(Intake {
+                terminal: record.terminal.clone(),
+                seq: record.seq,
+                outcome: record.outcome.clone(),
+                counted: counts(record),
+                lines,
+                voids: body
+                    .as_ref()
+                    .filter(|body| body.kind == RecordKind::Void)
+                    .and_then(|body| body.voids),
+            });
+        }
+        report.records_taken_in += pending.len() as u64;
+        // Flags first: a crash between the two re-takes the records and
+        // finds the flags already there (ids are stable).
+        report.flags_raised += store.raise_flags(raised).await?;
+        store.ledger_take_in(intakes).await?;
+    }
+
+    let stored = store.ledger_usage().await?;
+    let (records, previous): (Vec<UsageRecord>, Vec<Option<Decision>>) = stored
+        .into_iter()
+        .filter(|usage| by_id.contains_key(usage.line.record.benefit.as_str()))
+        .map(|usage| (usage.line.record, usage.decision))
+        .unzip();
+    report.usage_lines = records.len() as u64;
+    let policies = store.overuse_policies().await?;
+    let reconciliation = reconcile::reconcile(&benefits, &policies, &records)?;
+    let changed: Vec<Decision> = reconciliation
+        .decisions
+        .iter()
+        .zip(&previous)
+        .filter(|(decision, previous)| previous.as_ref() != Some(*decision))
+        .map(|(decision, _)| decision.clone())
+        .collect();
+    report.decisions_changed = changed.len() as u64;
+    if !changed.is_empty() {
+        store.ledger_store_decisions(changed).await?;
+    }
+
+    let flag_rows = detector_flags(store, &records, &reconciliation.decisions, now).await?;
+    report.flags_raised += store.raise_flags(flag_rows).await?;
+    Ok(report)
+}
+
+/// Whether a record counts toward usage and payment: accepted and not
+/// rejected by a reviewer, or flagged at ingestion and accepted by one.
+fn counts(record: &PendingRecord) -> bool {
+    let rejected = record.flag_states.contains(&FlagState::Rejected);
+    let accepted = record.flag_states.contains(&FlagState::Accepted);
+    match record.outcome.as_str() {
+        "accepted" => !rejected,
+        "flagged" => accepted && !rejected,
+        _ => false,
+    }
+}
+
+/// Usage lines of a sale: one per discount (cart line × benefit).
+async fn usage_lines(
+    store: &dyn Store,
+    record: &PendingRecord,
+    body: &RecordBody,
+    by_id: &HashMap<&str, &Benefit>,
+    versions: &mut HashMap<String, Option<Benefit>>,
+) -> Result<Vec<UsageLine>, LedgerError> {
+    if body.kind != RecordKind::Sale || body.quote.discounts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let units = if body.cart.iter().any(|line| line.qty > 1) {
+        let mut definitions = Vec::new();
+        for named in &body.inputs.benefits {
+            let hash = named.hash.to_hex();
+            if !versions.contains_key(&hash) {
+                let version = store.benefit_version(&hash).await?.map(|v| v.benefit);
+                versions.insert(hash.clone(), version);
+            }
+            if let Some(Some(benefit)) = versions.get(&hash) {
+                definitions.push(benefit.clone());
+            }
+        }
+        Some(units_per_line(body, &definitions))
+    } else {
+        None
+    };
+    let record_hash = Hash::of(record.body.as_bytes());
+    let mut amounts: BTreeMap<(u32, &str), (shared::money::Money, &str)> = BTreeMap::new();
+    for discount in &body.quote.discounts {
+        let entry = amounts
+            .entry((discount.line, discount.benefit.as_str()))
+            .or_insert((shared::money::Money::ZERO, discount.provider.as_str()));
+        entry.0 += discount.amount;
+    }
+    let mut lines = Vec::with_capacity(amounts.len());
+    for ((line, benefit), (amount, provider)) in amounts {
+        let Some(cart_line) = body.cart.get(line as usize) else {
+            continue; // verification re-ran the quote: cannot happen for a verified record
+        };
+        let count = match &units {
+            None => 1,
+            Some(units) => units
+                .get(&(line, benefit.to_owned()))
+                .copied()
+                .unwrap_or(cart_line.qty)
+                .max(1),
+        };
+        let zone = by_id
+            .get(benefit)
+            .map(|b| b.time_zone.clone())
+            .unwrap_or_default();
+        lines.push(UsageLine {
+            day: local_day(&zone, body.at),
+            record: UsageRecord {
+                terminal: record.terminal.clone(),
+                seq: record.seq,
+                line,
+                at: body.at,
+                recipient: body.recipient.clone(),
+                credential: body.credential.hash.clone(),
+                benefit: benefit.to_owned(),
+                provider: provider.to_owned(),
+                merchant: body.merchant.clone(),
+                category: cart_line.category.clone(),
+                amount,
+                count,
+                snapshot: body.inputs.snapshot,
+                voided: false,
+                record_hash,
+            },
+        });
+    }
+    Ok(lines)
+}
+
+fn local_day(zone: &Zone, at: Timestamp) -> Date {
+    at.to_zoned(zone.tz().clone()).date()
+}
+
+/// Units each benefit discounted on each cart line: the engine discounts
+/// a line of several units unit by unit, so the quote is re-run on the
+/// cart split into one-unit lines (as ingestion counts usage).
+fn units_per_line(body: &RecordBody, definitions: &[Benefit]) -> HashMap<(u32, String), u32> {
+    let mut origin = Vec::new();
+    let mut split = Vec::new();
+    for (idx, line) in body.cart.iter().enumerate() {
+        for _ in 0..line.qty {
+            origin.push(u32::try_from(idx).unwrap_or(u32::MAX));
+            split.push(CartLine {
+                qty: 1,
+                ..line.clone()
+            });
+        }
+    }
+    let quote = evaluate(&QuoteInput {
+        benefits: definitions,
+        grants: &body.inputs.entitlements,
+        memberships: &[],
+        history: &body.inputs.history,
+        cart: &split,
+        now: body.at,
+    });
+    let mut out: HashMap<(u32, String), u32> = HashMap::new();
+    for discount in &quote.discounts {
+        if let Some(line) = origin.get(discount.line as usize) {
+            *out.entry((*line, discount.benefit.clone())).or_default() += 1;
+        }
+    }
+    out
+}
+
+/// The flag for a record ingestion flagged, by its reason.
+fn ingestion_flag(record: &PendingRecord, now: Timestamp) -> Option<FlagRow> {
+    if record.outcome != "flagged" {
+        return None;
+    }
+    let reason = record.reason.clone().unwrap_or_default();
+    let kind = match reason.as_str() {
+        "bad_signature" => FlagKind::BadSignature,
+        "fork" => FlagKind::Fork,
+        "discount_mismatch" => FlagKind::DiscountMismatch,
+        "blocked_credential" => FlagKind::BlockedCredential,
+        _ => FlagKind::RecordRefused,
+    };
+    let flag = Flag::raise(
+        kind,
+        Subject::Record {
+            terminal: record.terminal.clone(),
+            seq: record.seq,
+        },
+        &reason,
+        json!({
+            "reason": reason,
+            "merchant": record.merchant,
+            "at": record.at,
+            "credential": record.credential,
+            "snapshot": record.snapshot,
+        }),
+        now,
+    );
+    Some(FlagRow {
+        flag,
+        terminal: Some(record.terminal.clone()),
+        seq: Some(record.seq),
+        merchant: Some(record.merchant.clone()),
+        providers: record.providers.clone(),
+    })
+}
+
+/// Flags that look across records: overuse, forks, gaps, travel, volume.
+async fn detector_flags(
+    store: &dyn Store,
+    records: &[UsageRecord],
+    decisions: &[Decision],
+    now: Timestamp,
+) -> Result<Vec<FlagRow>, LedgerError> {
+    let counting: Vec<UsageRecord> = records.iter().filter(|r| !r.voided).cloned().collect();
+    let terminal_merchant: HashMap<String, String> = store
+        .terminals(None)
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t.merchant))
+        .collect();
+    let mut record_scope: HashMap<(&str, u64), (&str, HashSet<&str>)> = HashMap::new();
+    for record in records {
+        let entry = record_scope
+            .entry((&record.terminal, record.seq))
+            .or_insert_with(|| (&record.merchant, HashSet::new()));
+        entry.1.insert(&record.provider);
+    }
+    let providers_text = |providers: &mut dyn Iterator<Item = &str>| -> String {
+        let mut sorted: Vec<&str> = providers.collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        sorted.iter().fold(String::from(","), |mut out, p| {
+            out.push_str(p);
+            out.push(',');
+            out
+        })
+    };
+    let mut found: Vec<Flag> = flags::overuse_flags(records, decisions, now);
+    found.extend(flags::impossible_travel(
+        &counting,
+        &[],
+        &flags::TravelConfig::default(),
+        now,
+    ));
+    found.extend(flags::unusual_volume(
+        &counting,
+        &flags::VolumeConfig::default(),
+        now,
+    ));
+    found.extend(flags::unfilled_gaps(
+        &store.open_gaps().await?,
+        now,
+        GAP_FILL_LIMIT,
+    ));
+    let mut rows = Vec::with_capacity(found.len());
+    for fork in store.forks(None).await? {
+        let body: Option<RecordBody> = serde_json::from_str(&fork.body).ok();
+        let flag = Flag::raise(
+            FlagKind::Fork,
+            Subject::Record {
+                terminal: fork.terminal.clone(),
+                seq: fork.seq,
+            },
+            &fork.hash,
+            json!({"second_hash": fork.hash, "second_at": body.as_ref().map(|b| b.at)}),
+            now,
+        );
+        let providers = body
+            .as_ref()
+            .map(|b| providers_text(&mut b.quote.by_provider.keys().map(String::as_str)))
+            .unwrap_or_else(|| ",".to_owned());
+        rows.push(FlagRow {
+            flag,
+            terminal: Some(fork.terminal.clone()),
+            seq: Some(fork.seq),
+            merchant: terminal_merchant.get(&fork.terminal).cloned(),
+            providers,
+        });
+    }
+    for flag in found {
+        let (terminal, seq, merchant, providers) = match &flag.subject {
+            Subject::Record { terminal, seq } => {
+                let scope = record_scope.get(&(terminal.as_str(), *seq));
+                (
+                    Some(terminal.clone()),
+                    Some(*seq),
+                    scope.map(|(merchant, _)| (*merchant).to_owned()),
+                    scope.map_or_else(
+                        || ",".to_owned(),
+                        |(_, providers)| providers_text(&mut providers.iter().copied()),
+                    ),
+                )
+            }
+            Subject::Terminal { terminal } => (
+                Some(terminal.clone()),
+                None,
+                terminal_merchant.get(terminal).cloned(),
+                ",".to_owned(),
+            ),
+            Subject::Merchant { merchant } => (None, None, Some(merchant.clone()), ",".to_owned()),
+            Subject::Credential { .. } => {
+                // The two records of a travel finding: their providers may look.
+                let mut providers = Vec::new();
+                for side in ["first", "second"] {
+                    let terminal = flag.evidence[side]["terminal"].as_str().unwrap_or("");
+                    let seq = flag.evidence[side]["seq"].as_u64().unwrap_or(0);
+                    if let Some((_, funded)) = record_scope.get(&(terminal, seq)) {
+                        providers.extend(funded.iter().copied());
+                    }
+                }
+                (None, None, None, providers_text(&mut providers.into_iter()))
+            }
+        };
+        rows.push(FlagRow {
+            flag,
+            terminal,
+            seq,
+            merchant,
+            providers,
+        });
+    }
+    Ok(rows)
+}
+
+/// Issues the settlements of `period` (every provider × merchant with
+/// something to settle, or only `provider`'s), after a run so that they
+/// rest on current decisions. Returns what was issued.
+pub async fn issue(
+    store: &dyn Store,
+    period: SettlementPeriod,
+    provider: Option<&str>,
+    now: Timestamp,
+) -> Result<Vec<StoredSettlement>, LedgerError> {
+    run(store, now).await?;
+    let _guard = RUN_LOCK.lock().await;
+    let benefits: Vec<Benefit> = store
+        .benefits(None)
+        .await?
+        .into_iter()
+        .map(|stored| stored.benefit)
+        .collect();
+    let known: HashSet<&str> = benefits.iter().map(|b| b.id.as_str()).collect();
+    let mut records = Vec::new();
+    let mut decisions = Vec::new();
+    for usage in store.ledger_usage().await? {
+        if !known.contains(usage.line.record.benefit.as_str())
+            || provider.is_some_and(|p| p != usage.line.record.provider)
+        {
+            continue;
+        }
+        let Some(decision) = usage.decision else {
+            continue; // taken in after the run: the next settlement has it
+        };
+        records.push(usage.line.record);
+        decisions.push(decision);
+    }
+    let issued: Vec<Settlement> = store
+        .all_settlements()
+        .await?
+        .into_iter()
+        .map(|stored| stored.settlement)
+        .collect();
+    let ledger = Ledger::from_settlements(&issued);
+    let issued_on = local_day(&Zone::default(), now);
+    let settlements = settlement::settle_all(
+        &benefits,
+        &VatRules::latvia(),
+        &records,
+        &decisions,
+        &ledger,
+        period,
+        issued_on,
+    )?;
+    let mut out = Vec::with_capacity(settlements.len());
+    for settlement in settlements {
+        let document = shared::wire::canonical::to_vec(&settlement)
+            .map_err(|err| StoreError::Other(format!("encoding {}: {err}", settlement.number)))?;
+        let stored = StoredSettlement {
+            fingerprint: settlement.fingerprint()?.to_hex(),
+            document: String::from_utf8_lossy(&document).into_owned(),
+            issued_at: now,
+            settlement,
+        };
+        store.issue_settlement(&stored).await?;
+        out.push(stored);
+    }
+    Ok(out)
+}
+
+/// Parses `2026-03` into the calendar month.
+pub fn parse_month(text: &str) -> Result<SettlementPeriod, String> {
+    let bad = || format!("period {text:?}: expected a month as YYYY-MM, e.g. 2026-03");
+    let (year, month) = text.split_once('-').ok_or_else(bad)?;
+    if year.len() != 4 || month.len() != 2 {
+        return Err(bad());
+    }
+    let year: i16 = year.parse().map_err(|_| bad())?;
+    let month: i8 = month.parse().map_err(|_| bad())?;
+    SettlementPeriod::month(year, month).map_err(|err| format!("period {text:?}: {err}"))
+}
+
+/// Background runners, one per server state, woken by [`ingested`].
+static RUNNERS: Mutex<Vec<(Weak<State>, Arc<Notify>)>> = Mutex::new(Vec::new());
+
+/// Called after a packet was ingested: wakes this server's runner (started
+/// on first use). Never waits: the packet answer is not delayed.
+pub fn ingested(state: &AppState) {
+    notifier(state, DEBOUNCE).notify_one();
+}
+
+/// Starts the runner of this server if needed, and runs once now: what was
+/// ingested before a stop is reconciled at the next start.
+pub fn spawn(state: &AppState, debounce: Duration) {
+    notifier(state, debounce).notify_one();
+}
+
+fn notifier(state: &AppState, debounce: Duration) -> Arc<Notify> {
+    let mut runners = RUNNERS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    runners.retain(|(weak, _)| weak.strong_count() > 0);
+    if let Some((_, notify)) = runners
+        .iter()
+        .find(|(weak, _)| std::ptr::eq(weak.as_ptr(), Arc::as_ptr(&state.0)))
+    {
+        return Arc::clone(notify);
+    }
+    let notify = Arc::new(Notify::new());
+    let weak = Arc::downgrade(&state.0);
+    runners.push((weak.clone(), Arc::clone(&notify)));
+    let wake = Arc::clone(&notify);
+    tokio::spawn(async move {
+        loop {
+            wake.notified().await;
+            tokio::time::sleep(debounce).await;
+            let Some(state) = weak.upgrade() else {
+                return;
+            };
+            let now = state.clock.now();
+            match run(state.store.as_ref(), now).await {
+                Ok(report) => tracing::info!(
+                    taken_in = report.records_taken_in,
+                    lines = report.usage_lines,
+                    changed = report.decisions_changed,
+                    flags = report.flags_raised,
+                    "ledger run"
+                ),
+                Err(err) => {
+                    tracing::error!(error = %err, "ledger run failed; retried on the next packet")
+                }
+            }
+        }
+    });
+    notify
+}

@@ -1,0 +1,480 @@
+//! The ledger end to end, on SQLite and PostgreSQL: packets uploaded over
+//! HTTPS by test terminals, then reconciliation, flags and settlements
+//! through the staff API, as a provider or merchant would use them.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use central::ledger;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::db::TestDb;
+use crate::store_test;
+use crate::world::*;
+
+fn at(text: &str) -> jiff::Timestamp {
+    text.parse().expect("test instant")
+}
+
+async fn get_json(server: &Server, path: &str, token: &str) -> (u16, Value) {
+    let response = server
+        .staff(Method::GET, path, token)
+        .send()
+        .await
+        .expect("GET");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("JSON answer"))
+}
+
+async fn send_json(
+    server: &Server,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Value,
+) -> (u16, Value) {
+    let response = server
+        .staff(method, path, token)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Two canteen tills, each offline, each give pupil 1 the one free lunch
+/// of 2 March; both upload. The later till's upload goes first, so arrival
+/// order differs from time order.
+async fn two_offline_lunches(world: &World, server: &Server) -> (String, String) {
+    let mut till_a = world.terminal("canteen", "meal").await;
+    let mut till_b = world.terminal("canteen", "meal").await;
+    let pupil = pupil(1, world);
+    let early = till_a.sale(
+        &pupil,
+        &["riga-lunch"],
+        lunch("2.50"),
+        at("2026-03-02T09:30:00Z"),
+    );
+    let late = till_b.sale(
+        &pupil,
+        &["riga-lunch"],
+        lunch("2.50"),
+        at("2026-03-02T10:00:00Z"),
+    );
+    let late_packet = till_b.packet(vec![late]);
+    let (status, answer) = server.upload(&till_b, late_packet.to_json()).await;
+    assert_eq!(status, 200, "{answer}");
+    let early_packet = till_a.packet(vec![early]);
+    let (status, answer) = server.upload(&till_a, early_packet.to_json()).await;
+    assert_eq!(status, 200, "{answer}");
+    (till_a.id().to_owned(), till_b.id().to_owned())
+}
+
+// Goal: overuse no single till could see is a conflict after both sync, and
+// the per-benefit tolerance decides deterministically who bears it.
+// Method: two tills each give the daily lunch; reconcile; read the
+// provider's reconciliation view; then allow one extra lunch and re-run.
+async fn two_tills_one_lunch_a_day_conflict(db: TestDb) {
+    let world = World::new(db, 2, 0).await;
+    let server = Server::start(world.state.clone()).await;
+    let (till_a, till_b) = two_offline_lunches(&world, &server).await;
+    let report = ledger::run(world.store().as_ref(), now())
+        .await
+        .expect("ledger run");
+    assert_eq!(report.usage_lines, 2, "{report:?}");
+
+    let (status, conflicts) = get_json(
+        &server,
+        "/api/v1/reconciliation?period=2026-03",
+        &world.riga_token,
+    )
+    .await;
+    assert_eq!(status, 200, "{conflicts}");
+    let conflicts = conflicts.as_array().expect("array");
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+    let conflict = &conflicts[0];
+    assert_eq!(
+        conflict["terminal"],
+        till_b.as_str(),
+        "the later lunch is the conflict"
+    );
+    assert_eq!(conflict["outcome"], "not_payable");
+    assert_eq!(conflict["payable"], "0.00");
+    assert_eq!(conflict["merchant_bears"], "2.50");
+    assert_eq!(conflict["conflicts"][0]["kind"], "offline_overuse");
+
+    let (status, flags) = get_json(
+        &server,
+        "/api/v1/flags?kind=offline_overuse",
+        &world.riga_token,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(flags.as_array().map(Vec::len), Some(1), "{flags}");
+    assert_eq!(flags[0]["subject"]["terminal"], till_b.as_str());
+
+    // A tolerance of one lunch makes both payable; the later one tolerated.
+    let (status, answer) = send_json(
+        &server,
+        Method::PUT,
+        "/api/v1/overuse-policies/riga-lunch",
+        &world.riga_token,
+        json!({"tolerance_count": 1}),
+    )
+    .await;
+    assert_eq!(status, 204, "{answer}");
+    let (status, _) = send_json(
+        &server,
+        Method::PUT,
+        "/api/v1/overuse-policies/riga-lunch",
+        &world.state_token,
+        json!({"tolerance_count": 5}),
+    )
+    .await;
+    assert_eq!(status, 403, "another provider cannot loosen riga's policy");
+    ledger::run(world.store().as_ref(), now())
+        .await
+        .expect("re-run");
+    let (_, conflicts) = get_json(
+        &server,
+        "/api/v1/reconciliation?period=2026-03",
+        &world.riga_token,
+    )
+    .await;
+    assert_eq!(conflicts.as_array().map(Vec::len), Some(1), "{conflicts}");
+    assert_eq!(conflicts[0]["terminal"], till_b.as_str());
+    assert_eq!(conflicts[0]["outcome"], "tolerated");
+    assert_eq!(conflicts[0]["payable"], "2.50");
+    assert_eq!(
+        conflicts[0]["conflicts"][0]["kind"],
+        "offline_overuse_tolerated"
+    );
+    let _ = till_a;
+    server.stop().await;
+}
+store_test!(two_tills_one_lunch_a_day_conflict);
+
+// Goal: a run after ingestion happens by itself (the debounced background
+// task), without anyone calling it. Method: upload, then poll the flags.
+async fn reconciliation_runs_after_ingestion(db: TestDb) {
+    let world = World::new(db, 2, 0).await;
+    let server = Server::start(world.state.clone()).await;
+    two_offline_lunches(&world, &server).await;
+    let mut seen = 0;
+    for _ in 0..100 {
+        let (_, flags) = get_json(&server, "/api/v1/flags", &world.admin_token).await;
+        seen = flags.as_array().map_or(0, Vec::len);
+        if seen > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen, 1, "the overuse flag appears without a manual run");
+    server.stop().await;
+}
+store_test!(reconciliation_runs_after_ingestion);
+
+// Goal: flags have states and an audit trail of who decided, and each
+// token sees and decides only what concerns it.
+// Method: raise an overuse flag; list it as riga, state and the canteen;
+// decide as the canteen (refused), as riga (rejected, with a note), then
+// an illegal transition; read the trail.
+async fn flag_decisions_are_audited_and_scoped(db: TestDb) {
+    let world = World::new(db, 2, 0).await;
+    let server = Server::start(world.state.clone()).await;
+    two_offline_lunches(&world, &server).await;
+    ledger::run(world.store().as_ref(), now())
+        .await
+        .expect("ledger run");
+    let (_, flags) = get_json(&server, "/api/v1/flags?state=open", &world.riga_token).await;
+    let id = flags[0]["id"].as_str().expect("flag id").to_owned();
+    let (_, other) = get_json(&server, "/api/v1/flags", &world.state_token).await;
+    assert_eq!(
+        other,
+        json!([]),
+        "the state provider does not see riga's flags"
+    );
+    let (status, _) = get_json(&server, &format!("/api/v1/flags/{id}"), &world.state_token).await;
+    assert_eq!(status, 404);
+    let (_, mine) = get_json(&server, "/api/v1/flags", &world.canteen_token).await;
+    assert_eq!(
+        mine.as_array().map(Vec::len),
+        Some(1),
+        "the merchant sees flags on its tills"
+    );
+
+    let decision = |to: &str, note: &str| json!({"decision": to, "note": note});
+    let path = format!("/api/v1/flags/{id}/decision");
+    let (status, answer) = send_json(
+        &server,
+        Method::POST,
+        &path,
+        &world.canteen_token,
+        decision("accept", "ok"),
+    )
+    .await;
+    assert_eq!(status, 403, "a merchant cannot decide: {answer}");
+    let (status, answer) = send_json(
+        &server,
+        Method::POST,
+        &path,
+        &world.riga_token,
+        decision("reject", ""),
+    )
+    .await;
+    assert_eq!(status, 400, "a note is required: {answer}");
+    let (status, answer) = send_json(
+        &server,
+        Method::POST,
+        &path,
+        &world.riga_token,
+        decision("reject", "second lunch not allowed"),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["state"], "rejected");
+    let (status, answer) = send_json(
+        &server,
+        Method::POST,
+        &path,
+        &world.riga_token,
+        decision("accept", "changed my mind"),
+    )
+    .await;
+    assert_eq!(status, 409, "rejected → accepted needs a reopen: {answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("reopen"),
+        "{answer}"
+    );
+    let (_, flag) = get_json(&server, &format!("/api/v1/flags/{id}"), &world.admin_token).await;
+    let trail = flag["trail"].as_array().expect("trail");
+    assert_eq!(trail.len(), 1, "{flag}");
+    assert_eq!(trail[0]["who"], "test");
+    assert_eq!(trail[0]["from"], "open");
+    assert_eq!(trail[0]["to"], "rejected");
+    assert_eq!(trail[0]["note"], "second lunch not allowed");
+    server.stop().await;
+}
+store_test!(flag_decisions_are_audited_and_scoped);
+
+fn validator() -> PathBuf {
+    std::env::var_os("EINVOICE_VALIDATOR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/einvoice/validate")
+        })
+}
+
+async fn set_invoice_details(server: &Server, world: &World) {
+    let canteen = json!({
+        "party": {"id": "canteen", "name": "SIA \"Canteen\"", "registration_number": "40003000001",
+                  "vat_id": "LV40003000001",
+                  "address": {"street": "Brīvības iela 1", "city": "Rīga", "postal_code": "LV-1010", "country": "LV"},
+                  "endpoint_scheme": "lv_registration"},
+        "iban": "LV80BANK0000435195001", "bic": "BANKLV22"
+    });
+    let riga = json!({
+        "party": {"id": "riga", "name": "Rīgas valstspilsētas pašvaldība", "registration_number": "90011524360",
+                  "vat_id": "LV90011524360",
+                  "address": {"street": "Rātslaukums 1", "city": "Rīga", "postal_code": "LV-1539", "country": "LV"},
+                  "endpoint_scheme": "lv_vat"},
+        "buyer_reference": "IKSD-2026-benefits"
+    });
+    let (status, answer) = send_json(
+        server,
+        Method::PUT,
+        "/api/v1/invoice-details/merchant/canteen",
+        &world.canteen_token,
+        canteen,
+    )
+    .await;
+    assert_eq!(status, 204, "{answer}");
+    let (status, answer) = send_json(
+        server,
+        Method::PUT,
+        "/api/v1/invoice-details/provider/riga",
+        &world.riga_token,
+        riga,
+    )
+    .await;
+    assert_eq!(status, 204, "{answer}");
+}
+
+// Goal: a late arrival after a settlement was issued never changes the
+// issued settlement; the next one carries the correction, and its credit
+// note is a valid EN 16931 / Peppol document.
+// Method: till A's lunch is settled for March; till B syncs an earlier
+// lunch of the same pupil and day; March is settled again; compare the
+// first settlement's bytes, read the second's items, validate its
+// documents with shared/einvoice/validate (fails when it is missing).
+async fn late_arrival_adjusts_the_next_settlement(db: TestDb) {
+    let world = World::new(db, 2, 0).await;
+    let server = Server::start(world.state.clone()).await;
+    set_invoice_details(&server, &world).await;
+    let mut till_a = world.terminal("canteen", "meal").await;
+    let mut till_b = world.terminal("canteen", "meal").await;
+    let pupil = pupil(1, &world);
+    let lunch_a = till_a.sale(
+        &pupil,
+        &["riga-lunch"],
+        lunch("2.50"),
+        at("2026-03-02T10:00:00Z"),
+    );
+    let (status, _) = server
+        .upload(&till_a, till_a.packet(vec![lunch_a]).to_json())
+        .await;
+    assert_eq!(status, 200);
+    let (status, issued) = send_json(
+        &server,
+        Method::POST,
+        "/api/v1/settlements",
+        &world.riga_token,
+        json!({"period": "2026-03"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{issued}");
+    let first = issued[0]["number"].as_str().expect("number").to_owned();
+    assert_eq!(first, "S-riga-canteen-2026-03-1");
+    assert_eq!(issued[0]["total"], "2.50");
+    let before = server
+        .staff(
+            Method::GET,
+            &format!("/api/v1/settlements/{first}"),
+            &world.canteen_token,
+        )
+        .send()
+        .await
+        .expect("GET settlement")
+        .bytes()
+        .await
+        .expect("bytes");
+    let (status, _) = send_json(
+        &server,
+        Method::POST,
+        "/api/v1/settlements",
+        &world.canteen_token,
+        json!({"period": "2026-03"}),
+    )
+    .await;
+    assert_eq!(status, 403, "a merchant does not issue settlements");
+
+    // Till B was offline: its earlier lunch takes the day's limit.
+    let lunch_b = till_b.sale(
+        &pupil,
+        &["riga-lunch"],
+        lunch("2.50"),
+        at("2026-03-02T09:00:00Z"),
+    );
+    let (status, _) = server
+        .upload(&till_b, till_b.packet(vec![lunch_b]).to_json())
+        .await;
+    assert_eq!(status, 200);
+    let (status, issued) = send_json(
+        &server,
+        Method::POST,
+        "/api/v1/settlements",
+        &world.admin_token,
+        json!({"period": "2026-03"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{issued}");
+    assert_eq!(issued.as_array().map(Vec::len), Some(1), "{issued}");
+    let second = issued[0]["number"].as_str().expect("number").to_owned();
+    assert_eq!(second, "S-riga-canteen-2026-03-2");
+    assert_eq!(
+        issued[0]["total"], "0.00",
+        "B's lunch is owed, A's is credited back"
+    );
+
+    let after = server
+        .staff(
+            Method::GET,
+            &format!("/api/v1/settlements/{first}"),
+            &world.admin_token,
+        )
+        .send()
+        .await
+        .expect("GET settlement")
+        .bytes()
+        .await
+        .expect("bytes");
+    assert_eq!(before, after, "an issued settlement is never rewritten");
+    let (_, settlement) = get_json(
+        &server,
+        &format!("/api/v1/settlements/{second}"),
+        &world.riga_token,
+    )
+    .await;
+    let adjustments = settlement["adjustments"].as_array().expect("adjustments");
+    assert_eq!(adjustments.len(), 1, "{settlement}");
+    assert_eq!(adjustments[0]["direction"], "credit");
+    assert_eq!(adjustments[0]["amount"], "-2.50");
+    assert_eq!(settlement["lines"][0]["amount"], "2.50");
+    let (status, _) = get_json(
+        &server,
+        &format!("/api/v1/settlements/{second}"),
+        &world.bus_token,
+    )
+    .await;
+    assert_eq!(status, 404, "another merchant does not see it");
+
+    let documents: Vec<String> = settlement["documents"]
+        .as_array()
+        .expect("documents")
+        .iter()
+        .map(|d| d["id"].as_str().expect("id").to_owned())
+        .collect();
+    assert!(documents.contains(&format!("{second}-VC")), "{documents:?}");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut files = Vec::new();
+    for id in documents.iter().chain([format!("{first}-V")].iter()) {
+        let number = if id.starts_with(&second) {
+            &second
+        } else {
+            &first
+        };
+        let response = server
+            .staff(
+                Method::GET,
+                &format!("/api/v1/settlements/{number}/invoice.xml?document={id}"),
+                &world.riga_token,
+            )
+            .send()
+            .await
+            .expect("GET invoice.xml");
+        assert_eq!(response.status().as_u16(), 200, "{id}");
+        let xml = response.text().await.expect("XML");
+        if id.ends_with("-VC") {
+            assert!(xml.contains("<CreditNote"), "{xml}");
+        }
+        let path = dir.path().join(format!("{id}.xml"));
+        std::fs::write(&path, xml).expect("writing XML");
+        files.push(path);
+    }
+    let validator = validator();
+    let output = Command::new(&validator)
+        .args(&files)
+        .output()
+        .unwrap_or_else(|err| {
+            panic!(
+                "cannot run the validator {} ({err}): it is shared/einvoice/validate beside \
+                 the repository (or set EINVOICE_VALIDATOR), and needs Java and Saxon HE",
+                validator.display()
+            )
+        });
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && !stdout.contains("[fatal]"),
+        "validation failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    server.stop().await;
+}
+store_test!(late_arrival_adjusts_the_next_settlement);

@@ -24,11 +24,12 @@ use shared::model::{Benefit, CartLine, Quote};
 use shared::rules::{evaluate, QuoteInput};
 use shared::wire::keys::PublicKey;
 use shared::wire::packet::Packet;
-use shared::wire::record::{RecordKind, SignedRecord};
+use shared::wire::record::{BenefitRef, QuoteInputs, RecordBody, RecordKind, SignedRecord};
 use shared::wire::WireError;
 
 use crate::metrics::Metrics;
 use crate::store::plan::{Outcome, Reason, RecordAnswer};
+use crate::store::verify::{EntitlementVersion, GroupsVersion, Source};
 use crate::store::{
     BenefitVersion, CredentialState, IncomingPacket, IncomingRecord, RecordKindRow, Store,
     StoreError, Terminal, UsageDelta,
@@ -37,10 +38,18 @@ use crate::store::{
 /// What central knows that a record is checked against.
 #[derive(Debug, Default)]
 pub struct Knowledge {
+    /// Central's snapshot version when the packet arrived: no record can
+    /// have been quoted against a newer one.
+    pub version: u64,
     /// Published terminal-visible benefit definitions by hash (hex).
     pub benefits: HashMap<String, Arc<BenefitVersion>>,
     /// Credential states by hash, for the credentials the packet names.
     pub credentials: HashMap<String, CredentialState>,
+    /// Every version of the grants and memberships of the recipients of
+    /// those credentials.
+    pub entitlements: HashMap<String, Vec<EntitlementVersion>>,
+    /// The groups each named benefit has named, by version.
+    pub benefit_groups: HashMap<String, Vec<GroupsVersion>>,
     /// Sales a void may cancel, by seq: `(cart, quote)`.
     pub sales: HashMap<u64, (Vec<CartLine>, Quote)>,
 }
@@ -60,40 +69,62 @@ pub fn check_record(
     merchant: &str,
     known: &Knowledge,
 ) -> Checked {
-    let definitions = definitions(record, known);
-    let verdict = verdict(
+    let signature_ok = record.verify_signature(terminal_key).is_ok();
+    let definitions = definitions(&record.body.inputs, known);
+    check_verified_record(
         record,
-        terminal_key,
+        signature_ok,
         merchant,
         known,
         definitions.as_deref(),
-    );
+    )
+}
+
+/// [`check_record`] with the signature already verified (`signature_ok`)
+/// and the record's benefit definitions already resolved with
+/// [`definitions`]: ingestion verifies every signature of a packet while it
+/// loads what the records are checked against, and resolves the
+/// definitions once per distinct list of named benefits.
+pub fn check_verified_record(
+    record: &SignedRecord,
+    signature_ok: bool,
+    merchant: &str,
+    known: &Knowledge,
+    definitions: Option<&[Benefit]>,
+) -> Checked {
+    let verdict = if signature_ok {
+        verdict(record, merchant, known, definitions)
+    } else {
+        Err(Reason::BadSignature)
+    };
     // A record that does not verify cannot be attributed to the terminal:
     // it is kept as evidence but counts toward no one's usage.
     let usage = if verdict == Err(Reason::BadSignature) {
         Vec::new()
     } else {
-        usage_of(record, definitions.as_deref().unwrap_or_default())
+        usage_of(record, definitions.unwrap_or_default())
     };
     Checked { verdict, usage }
 }
 
+/// Every check of a record but its signature (verified by the caller).
 fn verdict(
     record: &SignedRecord,
-    terminal_key: &PublicKey,
     merchant: &str,
     known: &Knowledge,
     definitions: Option<&[Benefit]>,
 ) -> Result<(), Reason> {
     let body = &record.body;
-    record
-        .verify_signature(terminal_key)
-        .map_err(|_| Reason::BadSignature)?;
     if body.merchant != merchant {
         return Err(Reason::WrongMerchant);
     }
     if !body.local_time_agrees() {
         return Err(Reason::BadLocalTime);
+    }
+    // Every later check reads central's knowledge "at inputs.snapshot": a
+    // terminal may not claim a version central never had.
+    if body.inputs.snapshot > known.version {
+        return Err(Reason::UnknownSnapshot);
     }
     let credential = known
         .credentials
@@ -109,6 +140,7 @@ fn verdict(
     let definitions = definitions.ok_or(Reason::UnknownBenefit)?;
     match (body.kind, body.voids) {
         (RecordKind::Sale, None) => {
+            entitlements_known(body, known, definitions)?;
             let quote = evaluate(&QuoteInput {
                 benefits: definitions,
                 grants: &body.inputs.entitlements,
@@ -130,10 +162,59 @@ fn verdict(
     }
 }
 
+/// Every entitlement the quote relies on (those to a benefit the record
+/// names a definition of: the engine ignores the others) must be, exactly,
+/// a version of a grant of that benefit, or of a membership in a group
+/// that benefit named, that central held for the recipient at or before
+/// the record's snapshot version. The grant or membership version and the
+/// benefit's groups version are each checked against the snapshot version,
+/// not against each other.
+fn entitlements_known(
+    body: &RecordBody,
+    known: &Knowledge,
+    definitions: &[Benefit],
+) -> Result<(), Reason> {
+    let snapshot = body.inputs.snapshot;
+    let versions = known
+        .entitlements
+        .get(&body.recipient)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for entitlement in &body.inputs.entitlements {
+        if !definitions
+            .iter()
+            .any(|definition| definition.id == entitlement.benefit)
+        {
+            continue;
+        }
+        let groups_known = |group: &str| {
+            known
+                .benefit_groups
+                .get(&entitlement.benefit)
+                .into_iter()
+                .flatten()
+                .filter(|version| version.known_from <= snapshot)
+                .any(|version| version.groups.iter().any(|named| named == group))
+        };
+        let granted = versions.iter().any(|version| {
+            version.known_from <= snapshot
+                && version.valid_from == entitlement.valid_from
+                && version.valid_to == entitlement.valid_to
+                && match version.source {
+                    Source::Grant => version.key == entitlement.benefit,
+                    Source::Membership => groups_known(&version.key),
+                }
+        });
+        if !granted {
+            return Err(Reason::UnknownEntitlement);
+        }
+    }
+    Ok(())
+}
+
 /// The benefit definitions a record names, when every one is a published
 /// version with that id, known at the record's snapshot version.
-fn definitions(record: &SignedRecord, known: &Knowledge) -> Option<Vec<Benefit>> {
-    let inputs = &record.body.inputs;
+pub fn definitions(inputs: &QuoteInputs, known: &Knowledge) -> Option<Vec<Benefit>> {
     inputs
         .benefits
         .iter()
@@ -267,11 +348,57 @@ pub fn check_packet(
     merchant: &str,
     known: &Knowledge,
 ) -> Vec<IncomingRecord> {
+    let signatures = verify_records(packet, terminal_key);
+    check_verified_packet(packet, &signatures, merchant, known)
+}
+
+/// Verifies every record signature of a packet in parallel: `true` where
+/// it verifies. The expensive part of ingestion, and the only part that
+/// needs nothing from the store.
+pub fn verify_records(packet: &Packet, terminal_key: &PublicKey) -> Vec<bool> {
     packet
         .body
         .records
         .par_iter()
-        .map(|record| incoming(record, check_record(record, terminal_key, merchant, known)))
+        .map(|record| record.verify_signature(terminal_key).is_ok())
+        .collect()
+}
+
+/// [`check_packet`] with the signatures already verified
+/// ([`verify_records`]). The definitions are resolved once per distinct
+/// list of named benefits: a packet's records nearly always name the same
+/// few versions, so this saves a copy of each definition per record.
+pub fn check_verified_packet(
+    packet: &Packet,
+    signatures: &[bool],
+    merchant: &str,
+    known: &Knowledge,
+) -> Vec<IncomingRecord> {
+    // Usually one or two distinct lists per packet: a linear search is enough.
+    let mut resolved: Vec<(&[BenefitRef], Option<Vec<Benefit>>)> = Vec::new();
+    for record in &packet.body.records {
+        let named = record.body.inputs.benefits.as_slice();
+        if !resolved.iter().any(|(seen, _)| *seen == named) {
+            resolved.push((named, definitions(&record.body.inputs, known)));
+        }
+    }
+    packet
+        .body
+        .records
+        .par_iter()
+        .enumerate()
+        .map(|(idx, record)| {
+            let named = record.body.inputs.benefits.as_slice();
+            let definitions = resolved
+                .iter()
+                .find(|(seen, _)| *seen == named)
+                .and_then(|(_, definitions)| definitions.as_deref());
+            let signature_ok = signatures.get(idx).copied().unwrap_or(false);
+            incoming(
+                record,
+                check_verified_record(record, signature_ok, merchant, known, definitions),
+            )
+        })
         .collect()
 }
 
@@ -294,7 +421,11 @@ pub enum IngestError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PacketAnswer {
     pub packet: String,
+    /// One answer per record of the packet, in order.
     pub records: Vec<RecordAnswer>,
+    /// Earlier `held` records of the terminal whose gap this packet filled,
+    /// in seq order, with their final outcome.
+    pub resolved: Vec<RecordAnswer>,
     pub acked_through: u64,
 }
 
@@ -348,18 +479,34 @@ impl Ingestor {
             .as_deref()
             .and_then(|text| PublicKey::from_base64(text).ok())
             .ok_or_else(|| IngestError::NotEnrolled(terminal.id.clone()))?;
-        packet
-            .verify_signature(&key)
-            .map_err(|_| IngestError::BadPacketSignature(terminal.id.clone()))?;
-        let known = self.knowledge(terminal, &packet).await?;
-        let merchant = terminal.merchant.clone();
+        // Signatures (the packet's and every record's: most of the CPU work)
+        // are verified on the rayon pool while what the records are checked
+        // against is read from the store, so neither waits for the other.
         let packet = Arc::new(packet);
+        let verified_packet = Arc::clone(&packet);
+        let verification = tokio::task::spawn_blocking(move || {
+            let packet_ok = verified_packet.verify_signature(&key).is_ok();
+            let signatures = if packet_ok {
+                verify_records(&verified_packet, &key)
+            } else {
+                Vec::new()
+            };
+            (packet_ok, signatures)
+        });
+        let (verification, known) = tokio::join!(verification, self.knowledge(terminal, &packet));
+        let (packet_ok, signatures) =
+            verification.map_err(|err| StoreError::Other(format!("verification task: {err}")))?;
+        if !packet_ok {
+            return Err(IngestError::BadPacketSignature(terminal.id.clone()));
+        }
+        let known = known?;
+        let merchant = terminal.merchant.clone();
         let checked_packet = Arc::clone(&packet);
         let records = tokio::task::spawn_blocking(move || {
-            check_packet(&checked_packet, &key, &merchant, &known)
+            check_verified_packet(&checked_packet, &signatures, &merchant, &known)
         })
         .await
-        .map_err(|err| StoreError::Other(format!("verification task: {err}")))?;
+        .map_err(|err| StoreError::Other(format!("checking task: {err}")))?;
         let incoming = IncomingPacket {
             id: packet.id().to_hex(),
             terminal: terminal.id.clone(),
@@ -376,7 +523,12 @@ impl Ingestor {
         } else {
             &answer.records
         };
-        for record in decided.iter().chain(answer.resolved.iter()) {
+        let resolved: &[RecordAnswer] = if answer.seen_before {
+            &[]
+        } else {
+            &answer.resolved
+        };
+        for record in decided.iter().chain(resolved) {
             self.metrics.record_outcome(record.outcome, record.reason);
             match record.outcome {
                 Outcome::Flagged => tracing::warn!(
@@ -407,6 +559,7 @@ impl Ingestor {
         Ok(PacketAnswer {
             packet: packet.id().to_hex(),
             records: answer.records,
+            resolved: answer.resolved,
             acked_through: answer.acked_through,
         })
     }
@@ -438,7 +591,20 @@ impl Ingestor {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        known.credentials = self.store.credential_states(&credentials).await?;
+        let benefit_ids: Vec<String> = packet
+            .body
+            .records
+            .iter()
+            .flat_map(|record| record.body.inputs.benefits.iter())
+            .map(|named| named.id.clone())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let facts = self.store.record_facts(&credentials, &benefit_ids).await?;
+        known.version = facts.version;
+        known.credentials = facts.credentials;
+        known.entitlements = facts.entitlements;
+        known.benefit_groups = facts.benefit_groups;
         let in_packet: HashMap<u64, &SignedRecord> = packet
             .body
             .records

@@ -15,7 +15,7 @@ pub struct Metrics {
     /// Indexed by [`Outcome::ALL`] position.
     outcomes: [AtomicU64; 4],
     /// Flagged records by [`Reason::ALL`] position.
-    reasons: [AtomicU64; 10],
+    reasons: [AtomicU64; Reason::ALL.len()],
     packets: AtomicU64,
     packet_records: AtomicU64,
     packets_refused: AtomicU64,
@@ -27,7 +27,7 @@ pub struct Metrics {
     auth_failures: AtomicU64,
 }
 
-const _: () = assert!(Outcome::ALL.len() == 4 && Reason::ALL.len() == 10);
+const _: () = assert!(Outcome::ALL.len() == 4 && Reason::ALL.len() == 12);
 
 #[derive(Debug, Clone, Copy)]
 pub enum SnapshotServed {

@@ -11,6 +11,7 @@
 //! whose details go to the log, never to the client.
 
 pub mod reports;
+pub mod ledger;
 pub mod staff;
 mod terminal;
 
@@ -82,6 +83,27 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/recipients/{id}", get(staff::recipient))
         .route("/api/v1/records", get(staff::records))
         .route("/api/v1/forks", get(staff::forks))
+        .route("/api/v1/flags", get(ledger::list_flags))
+        .route("/api/v1/flags/{id}", get(ledger::get_flag))
+        .route("/api/v1/flags/{id}/decision", post(ledger::decide_flag))
+        .route("/api/v1/reconciliation", get(ledger::reconciliation))
+        .route(
+            "/api/v1/settlements",
+            get(ledger::list_settlements).post(ledger::issue),
+        )
+        .route("/api/v1/settlements/{number}", get(ledger::get_settlement))
+        .route(
+            "/api/v1/settlements/{number}/invoice.xml",
+            get(ledger::invoice_xml),
+        )
+        .route(
+            "/api/v1/invoice-details/{role}/{id}",
+            put(ledger::put_invoice_details),
+        )
+        .route(
+            "/api/v1/overuse-policies/{benefit}",
+            put(ledger::put_overuse_policy),
+        )
         .route(
             "/api/v1/reports/merchant/daily",
             get(reports::merchant_daily),

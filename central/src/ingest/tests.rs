@@ -14,6 +14,7 @@ use shared::wire::record::{
 };
 
 use super::*;
+use crate::store::verify::{EntitlementVersion, GroupsVersion, Source};
 
 /// A credential hash (64 lowercase hex digits, as on the wire).
 const CARD: &str = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00";
@@ -55,6 +56,19 @@ fn knowledge() -> Knowledge {
                 blocked_seq: None,
             },
         )]),
+        version: 9,
+        // R1's grant of lunch, open-ended, known since version 4.
+        entitlements: HashMap::from([(
+            "R1".to_owned(),
+            vec![EntitlementVersion {
+                source: Source::Grant,
+                key: "lunch".into(),
+                valid_from: None,
+                valid_to: None,
+                known_from: 4,
+            }],
+        )]),
+        benefit_groups: HashMap::new(),
         sales: HashMap::new(),
     }
 }
@@ -223,4 +237,138 @@ fn a_void_must_match_the_sale_it_cancels() {
     void.seq = 3;
     void.voids = Some(2);
     assert_eq!(check(void, &known).verdict, Err(Reason::BadVoid));
+}
+
+#[test]
+fn a_snapshot_newer_than_central_is_refused() {
+    // Central is at version 9: a record claiming version 10 names knowledge
+    // central never had (and would otherwise pass benefit-version and block
+    // checks it should fail).
+    let known = knowledge();
+    let mut future = body(cart(1));
+    future.inputs.snapshot = 10;
+    assert_eq!(check(future, &known).verdict, Err(Reason::UnknownSnapshot));
+    let mut current = body(cart(1));
+    current.inputs.snapshot = 9;
+    assert_eq!(check(current, &known).verdict, Ok(()));
+}
+
+/// A body whose quote is re-computed for these entitlements, so that only
+/// the entitlement check can fail.
+fn body_with(entitlements: Vec<Grant>, snapshot: u64) -> RecordBody {
+    let mut out = body(cart(1));
+    out.quote = evaluate(&QuoteInput {
+        benefits: std::slice::from_ref(&lunch()),
+        grants: &entitlements,
+        memberships: &[],
+        history: &[],
+        cart: &out.cart,
+        now: at(),
+    });
+    out.inputs.entitlements = entitlements;
+    out.inputs.snapshot = snapshot;
+    out
+}
+
+fn grant(valid_from: Option<&str>, valid_to: Option<&str>) -> Grant {
+    Grant {
+        benefit: "lunch".into(),
+        valid_from: valid_from.map(|text| text.parse().expect("date")),
+        valid_to: valid_to.map(|text| text.parse().expect("date")),
+    }
+}
+
+#[test]
+fn entitlements_must_be_ones_central_granted_by_the_snapshot() {
+    let mut known = knowledge();
+    // R1's grant was open-ended from version 4; at version 7 central
+    // shortened it to end on 2026-02-28 (before the tap on 2 March).
+    known
+        .entitlements
+        .get_mut("R1")
+        .expect("R1")
+        .push(EntitlementVersion {
+            source: Source::Grant,
+            key: "lunch".into(),
+            valid_from: None,
+            valid_to: Some("2026-02-28".parse().expect("date")),
+            known_from: 7,
+        });
+    assert_eq!(
+        check(body_with(vec![grant(None, None)], 6), &known).verdict,
+        Ok(()),
+        "a terminal at version 6 still had the open-ended grant"
+    );
+    assert_eq!(
+        check(body_with(vec![grant(None, None)], 8), &known).verdict,
+        Ok(()),
+        "an older version stays one central granted: the quote is checked on it"
+    );
+    assert_eq!(
+        check(body_with(vec![grant(None, Some("2026-02-28"))], 6), &known).verdict,
+        Err(Reason::UnknownEntitlement),
+        "the shortened grant did not exist yet at version 6"
+    );
+    assert_eq!(
+        check(body_with(vec![grant(None, Some("2026-12-31"))], 8), &known).verdict,
+        Err(Reason::UnknownEntitlement),
+        "a validity central never gave"
+    );
+    assert_eq!(
+        check(body_with(vec![grant(None, None)], 3), &known).verdict,
+        Err(Reason::UnknownEntitlement),
+        "a grant made after the claimed snapshot"
+    );
+    let mut stranger = knowledge();
+    stranger.entitlements.clear();
+    assert_eq!(
+        check(body(cart(1)), &stranger).verdict,
+        Err(Reason::UnknownEntitlement),
+        "a recipient central never granted anything"
+    );
+    // An entitlement to a benefit the record names no definition of cannot
+    // change the quote, so it is not checked.
+    let mut extra = body(cart(1));
+    extra.inputs.entitlements.push(Grant {
+        benefit: "snack".into(),
+        valid_from: None,
+        valid_to: None,
+    });
+    assert_eq!(check(extra, &knowledge()).verdict, Ok(()));
+}
+
+#[test]
+fn a_membership_entitles_through_the_groups_the_benefit_named() {
+    let mut known = knowledge();
+    known.entitlements.insert(
+        "R1".into(),
+        vec![EntitlementVersion {
+            source: Source::Membership,
+            key: "pupils".into(),
+            valid_from: Some("2025-09-01".parse().expect("date")),
+            valid_to: None,
+            known_from: 4,
+        }],
+    );
+    let from_membership = || body_with(vec![grant(Some("2025-09-01"), None)], 6);
+    assert_eq!(
+        check(from_membership(), &known).verdict,
+        Err(Reason::UnknownEntitlement),
+        "lunch names no group yet"
+    );
+    known.benefit_groups.insert(
+        "lunch".into(),
+        vec![GroupsVersion {
+            groups: vec!["pupils".into()],
+            known_from: 5,
+        }],
+    );
+    assert_eq!(check(from_membership(), &known).verdict, Ok(()));
+    let mut before = from_membership();
+    before.inputs.snapshot = 4;
+    assert_eq!(
+        check(before, &known).verdict,
+        Err(Reason::UnknownEntitlement),
+        "at version 4 lunch did not name the group yet"
+    );
 }

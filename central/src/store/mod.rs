@@ -20,6 +20,7 @@ pub mod people;
 pub mod plan;
 pub mod postgres;
 pub mod sqlite;
+pub mod verify;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -448,7 +449,9 @@ pub struct RecipientView {
 
 /// The storage interface. Every method is one transaction.
 #[async_trait]
-pub trait Store: ledger::LedgerStore + people::PeopleStore + Send + Sync + 'static {
+pub trait Store:
+    ledger::LedgerStore + people::PeopleStore + verify::VerifyStore + Send + Sync + 'static
+{
     /// `"sqlite"` or `"postgres"`, for logs and metrics.
     fn backend(&self) -> &'static str;
 

@@ -34,10 +34,15 @@ pub enum Reason {
     WrongMerchant,
     /// A void naming no earlier sale of this terminal with the same cart and quote.
     BadVoid,
+    /// `inputs.snapshot` is newer than any snapshot version central has.
+    UnknownSnapshot,
+    /// An entitlement the quote relied on is no grant or membership central
+    /// held for the recipient at or before `inputs.snapshot`.
+    UnknownEntitlement,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 10] = [
+    pub const ALL: [Reason; 12] = [
         Reason::BadSignature,
         Reason::BrokenLink,
         Reason::Fork,
@@ -48,6 +53,8 @@ impl Reason {
         Reason::BadLocalTime,
         Reason::WrongMerchant,
         Reason::BadVoid,
+        Reason::UnknownSnapshot,
+        Reason::UnknownEntitlement,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -62,6 +69,8 @@ impl Reason {
             Reason::BadLocalTime => "bad_local_time",
             Reason::WrongMerchant => "wrong_merchant",
             Reason::BadVoid => "bad_void",
+            Reason::UnknownSnapshot => "unknown_snapshot",
+            Reason::UnknownEntitlement => "unknown_entitlement",
         }
     }
 

@@ -37,6 +37,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_people.sql",
         include_str!("../../migrations/postgres/0003_people.sql"),
     ),
+    (
+        "0004_ingest.sql",
+        include_str!("../../migrations/postgres/0004_ingest.sql"),
+    ),
 ];
 
 /// Advisory lock keys (arbitrary constants, named here once).
@@ -1450,16 +1454,40 @@ async fn ingest_packet(tx: &Transaction<'_>, packet: &IncomingPacket) -> StoreRe
     }
     for answer in &decided.resolved {
         tx.execute(
-            "UPDATE records SET outcome = $3, reason = $4 WHERE terminal = $1 AND seq = $2 AND outcome = 'held'",
+            "UPDATE records SET outcome = $3, reason = $4, resolved_by = $5
+             WHERE terminal = $1 AND seq = $2 AND outcome = 'held'",
             &[
                 &packet.terminal,
                 &to_i64(answer.seq),
                 &answer.outcome.as_str(),
                 &answer.reason.map(Reason::as_str),
+                &packet.id,
             ],
         )
         .await?;
     }
+    // A packet seen before is answered as the first time, held records it
+    // resolved then included.
+    let resolved = if seen_before {
+        tx.query(
+            "SELECT seq, outcome, reason FROM records WHERE terminal = $1 AND resolved_by = $2 ORDER BY seq",
+            &[&packet.terminal, &packet.id],
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            let outcome: &str = row.get(1);
+            let reason: Option<&str> = row.get(2);
+            plan::RecordAnswer {
+                seq: to_u64(row.get(0)),
+                outcome: Outcome::parse(outcome).unwrap_or(Outcome::Flagged),
+                reason: reason.and_then(Reason::parse),
+            }
+        })
+        .collect()
+    } else {
+        decided.resolved.clone()
+    };
     tx.execute(
         "INSERT INTO packets (id, terminal, first_seq, last_seq, received_at) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (id) DO NOTHING",
@@ -1543,6 +1571,6 @@ async fn ingest_packet(tx: &Transaction<'_>, packet: &IncomingPacket) -> StoreRe
         records: decided.answers,
         acked_through: to_u64(head),
         seen_before,
-        resolved: decided.resolved,
+        resolved,
     })
 }

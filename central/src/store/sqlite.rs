@@ -33,6 +33,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_people.sql",
         include_str!("../../migrations/sqlite/0003_people.sql"),
     ),
+    (
+        "0004_ingest.sql",
+        include_str!("../../migrations/sqlite/0004_ingest.sql"),
+    ),
 ];
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
@@ -1292,6 +1296,70 @@ fn import_rows(
     Ok(summary)
 }
 
+/// Columns of a stored record.
+const RECORD_COLUMNS: usize = 17;
+
+/// Rows per multi-row `INSERT` of records: fewer statement executions per
+/// packet, and 32 × 17 parameters stay far below SQLite's limit of 32,766.
+const RECORDS_PER_INSERT: usize = 32;
+
+/// Inserts the planned records: full chunks with one multi-row statement
+/// each, the rest one by one (both statements prepared once and cached).
+fn insert_records(
+    tx: &Transaction<'_>,
+    packet: &IncomingPacket,
+    inserts: &[(usize, plan::RecordAnswer)],
+) -> StoreResult<()> {
+    const COLUMNS: &str = "INSERT INTO records (terminal, seq, hash, prev, outcome, reason, recipient, credential, merchant, at,
+           kind, discount_cents, providers, snapshot, body, sig, packet) VALUES ";
+    const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    let chunk_sql = format!("{COLUMNS}{}", vec![ROW; RECORDS_PER_INSERT].join(", "));
+    let row_sql = format!("{COLUMNS}{ROW}");
+    for chunk in inserts.chunks(RECORDS_PER_INSERT) {
+        let single_rows = chunk.len() < RECORDS_PER_INSERT;
+        let mut statement = if single_rows {
+            tx.prepare_cached(&row_sql)?
+        } else {
+            tx.prepare_cached(&chunk_sql)?
+        };
+        let mut first = 1;
+        for (idx, answer) in chunk {
+            let record = &packet.records[*idx];
+            let values: [&dyn rusqlite::ToSql; RECORD_COLUMNS] = [
+                &packet.terminal,
+                &to_i64(record.seq),
+                &record.hash,
+                &record.prev,
+                &answer.outcome.as_str(),
+                &answer.reason.map(Reason::as_str),
+                &record.recipient,
+                &record.credential,
+                &record.merchant,
+                &record.at.to_string(),
+                &record.kind.as_str(),
+                &record.discount_cents,
+                &record.providers,
+                &to_i64(record.snapshot),
+                &record.body,
+                &record.sig,
+                &packet.id,
+            ];
+            for (offset, value) in values.into_iter().enumerate() {
+                statement.raw_bind_parameter(first + offset, value)?;
+            }
+            if single_rows {
+                statement.raw_execute()?;
+            } else {
+                first += RECORD_COLUMNS;
+            }
+        }
+        if !single_rows {
+            statement.raw_execute()?;
+        }
+    }
+    Ok(())
+}
+
 fn ingest_packet(tx: &Transaction<'_>, packet: IncomingPacket) -> StoreResult<IngestAnswer> {
     let acked: Option<i64> = tx
         .query_row(
@@ -1334,35 +1402,7 @@ fn ingest_packet(tx: &Transaction<'_>, packet: IncomingPacket) -> StoreResult<In
         }
     }
     let decided = plan::plan(&packet.records, &known, seen_before);
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO records (terminal, seq, hash, prev, outcome, reason, recipient, credential, merchant, at,
-           kind, discount_cents, providers, snapshot, body, sig, packet)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-    )?;
-    let mut usage: Vec<(&IncomingRecord, &UsageDelta)> = Vec::new();
-    for (idx, answer) in &decided.inserts {
-        let record = &packet.records[*idx];
-        insert.execute(params![
-            packet.terminal,
-            to_i64(record.seq),
-            record.hash,
-            record.prev,
-            answer.outcome.as_str(),
-            answer.reason.map(Reason::as_str),
-            record.recipient,
-            record.credential,
-            record.merchant,
-            record.at.to_string(),
-            record.kind.as_str(),
-            record.discount_cents,
-            record.providers,
-            to_i64(record.snapshot),
-            record.body,
-            record.sig,
-            packet.id,
-        ])?;
-        usage.extend(record.usage.iter().map(|delta| (record, delta)));
-    }
+    insert_records(tx, &packet, &decided.inserts)?;
     let mut fork = tx.prepare_cached(
         "INSERT INTO forks (terminal, seq, hash, body, sig, packet) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (terminal, seq, hash) DO NOTHING",
@@ -1379,16 +1419,37 @@ fn ingest_packet(tx: &Transaction<'_>, packet: IncomingPacket) -> StoreResult<In
         ])?;
     }
     let mut resolve = tx.prepare_cached(
-        "UPDATE records SET outcome = ?3, reason = ?4 WHERE terminal = ?1 AND seq = ?2 AND outcome = 'held'",
+        "UPDATE records SET outcome = ?3, reason = ?4, resolved_by = ?5
+         WHERE terminal = ?1 AND seq = ?2 AND outcome = 'held'",
     )?;
     for answer in &decided.resolved {
         resolve.execute(params![
             packet.terminal,
             to_i64(answer.seq),
             answer.outcome.as_str(),
-            answer.reason.map(Reason::as_str)
+            answer.reason.map(Reason::as_str),
+            packet.id
         ])?;
     }
+    // A packet seen before is answered as the first time, held records it
+    // resolved then included.
+    let resolved = if seen_before {
+        let mut stmt = tx.prepare_cached(
+            "SELECT seq, outcome, reason FROM records WHERE terminal = ?1 AND resolved_by = ?2 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map(params![packet.terminal, packet.id], |row| {
+            let outcome: String = row.get(1)?;
+            let reason: Option<String> = row.get(2)?;
+            Ok(plan::RecordAnswer {
+                seq: to_u64(row.get(0)?),
+                outcome: Outcome::parse(&outcome).unwrap_or(Outcome::Flagged),
+                reason: reason.as_deref().and_then(Reason::parse),
+            })
+        })?;
+        rows.collect::<Result<Vec<_>, _>>()?
+    } else {
+        decided.resolved
+    };
     tx.execute(
         "INSERT INTO packets (id, terminal, first_seq, last_seq, received_at) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (id) DO NOTHING",
@@ -1400,6 +1461,19 @@ fn ingest_packet(tx: &Transaction<'_>, packet: IncomingPacket) -> StoreResult<In
             packet.received_at.to_string()
         ],
     )?;
+    // Usage, summed per key first: the bench's and a canteen's packets
+    // often hold one recipient several times a day.
+    let mut usage: BTreeMap<(&str, &str, Date), (i64, i64)> = BTreeMap::new();
+    for (idx, _) in &decided.inserts {
+        let record = &packet.records[*idx];
+        for delta in &record.usage {
+            let entry = usage
+                .entry((record.recipient.as_str(), delta.benefit.as_str(), delta.day))
+                .or_default();
+            entry.0 += delta.count;
+            entry.1 += delta.amount_cents;
+        }
+    }
     if !usage.is_empty() {
         let seq = log_change(tx, "usage", &packet.id)?;
         let mut upsert = tx.prepare_cached(
@@ -1410,14 +1484,14 @@ fn ingest_packet(tx: &Transaction<'_>, packet: IncomingPacket) -> StoreResult<In
                amount_cents = usage_days.amount_cents + excluded.amount_cents,
                change_seq = excluded.change_seq",
         )?;
-        for (record, delta) in usage {
+        for ((recipient, benefit, day), (count, amount_cents)) in usage {
             upsert.execute(params![
-                record.recipient,
-                delta.benefit,
-                delta.day.to_string(),
+                recipient,
+                benefit,
+                day.to_string(),
                 packet.terminal,
-                delta.count,
-                delta.amount_cents,
+                count,
+                amount_cents,
                 to_i64(seq)
             ])?;
         }
@@ -1452,6 +1526,6 @@ fn ingest_packet(tx: &Transaction<'_>, packet: IncomingPacket) -> StoreResult<In
         records: decided.answers,
         acked_through: to_u64(head),
         seen_before,
-        resolved: decided.resolved,
+        resolved,
     })
 }

@@ -9,6 +9,7 @@ mod cli;
 mod concurrent;
 mod db;
 mod e2e;
+mod ingest;
 mod migrations;
 mod openapi;
 mod reports;

@@ -28,7 +28,13 @@ impl Hash {
     }
 
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        // Same digits as `hex::encode`, without its per-character iterator:
+        // ingestion formats two hashes per record.
+        let mut out = String::with_capacity(64);
+        for digit in self.hex_digits() {
+            out.push(char::from(digit));
+        }
+        out
     }
 
     pub fn from_hex(text: &str) -> Result<Hash, WireError> {

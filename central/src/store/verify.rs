@@ -1,0 +1,285 @@
+//! What ingestion reads to check a packet's records against, in one call:
+//! central's current snapshot version, the state of the credentials the
+//! records name, every version of their recipients' grants and memberships
+//! (migration `0004_ingest.sql` keeps them, each with the first snapshot
+//! version that can contain it), and the groups each named benefit has
+//! named over time. A separate trait from [`super::Store`] (its
+//! supertrait); both backends implement it here.
+
+use std::collections::{BTreeSet, HashMap};
+
+use async_trait::async_trait;
+use jiff::civil::Date;
+
+use super::postgres::PostgresStore;
+use super::sqlite::SqliteStore;
+use super::{CredentialState, StoreError, StoreResult};
+
+/// Where an entitlement version comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// A grant: `key` is the benefit id.
+    Grant,
+    /// A membership: `key` is the group id.
+    Membership,
+}
+
+/// One version of a grant or membership of a recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntitlementVersion {
+    pub source: Source,
+    pub key: String,
+    pub valid_from: Option<Date>,
+    pub valid_to: Option<Date>,
+    /// The first snapshot version that can contain this version.
+    pub known_from: u64,
+}
+
+/// The groups a benefit named from one snapshot version on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupsVersion {
+    pub groups: Vec<String>,
+    pub known_from: u64,
+}
+
+/// Everything [`VerifyStore::record_facts`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordFacts {
+    /// Central's current snapshot version (the highest change seq): no
+    /// terminal can have a snapshot newer than this.
+    pub version: u64,
+    /// Credential states by hash, for the known ones among those asked.
+    pub credentials: HashMap<String, CredentialState>,
+    /// Entitlement versions by recipient, for the recipients of those credentials.
+    pub entitlements: HashMap<String, Vec<EntitlementVersion>>,
+    /// Group versions by benefit id, for the benefits asked.
+    pub benefit_groups: HashMap<String, Vec<GroupsVersion>>,
+}
+
+/// The verification facts' storage interface. Every method is one transaction.
+#[async_trait]
+pub trait VerifyStore: Send + Sync + 'static {
+    /// Facts for checking records that name these credential hashes and
+    /// these benefit ids.
+    async fn record_facts(
+        &self,
+        credentials: &[String],
+        benefits: &[String],
+    ) -> StoreResult<RecordFacts>;
+}
+
+fn source(text: &str) -> StoreResult<Source> {
+    match text {
+        "grant" => Ok(Source::Grant),
+        "membership" => Ok(Source::Membership),
+        other => Err(StoreError::Other(format!(
+            "entitlement_versions.source: unknown value {other:?}"
+        ))),
+    }
+}
+
+fn date(text: Option<String>) -> StoreResult<Option<Date>> {
+    text.map(|text| {
+        text.parse().map_err(|err| {
+            StoreError::Other(format!("entitlement_versions: stored date {text:?}: {err}"))
+        })
+    })
+    .transpose()
+}
+
+fn groups(benefit: &str, json: &str) -> StoreResult<Vec<String>> {
+    serde_json::from_str(json).map_err(|err| {
+        StoreError::Other(format!(
+            "benefit_groups_versions: groups of {benefit:?} ({json:?}): {err}"
+        ))
+    })
+}
+
+fn seq(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+#[async_trait]
+impl VerifyStore for SqliteStore {
+    async fn record_facts(
+        &self,
+        credentials: &[String],
+        benefits: &[String],
+    ) -> StoreResult<RecordFacts> {
+        let credentials = credentials.to_vec();
+        let benefits = benefits.to_vec();
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            let mut facts = RecordFacts {
+                version: seq(tx.query_row(
+                    "SELECT COALESCE(MAX(seq), 0) FROM changes",
+                    [],
+                    |row| row.get(0),
+                )?),
+                ..RecordFacts::default()
+            };
+            {
+                let mut credential = tx.prepare_cached(
+                    "SELECT recipient, blocked_seq FROM credentials WHERE hash = ?1",
+                )?;
+                for hash in credentials {
+                    if facts.credentials.contains_key(&hash) {
+                        continue;
+                    }
+                    let mut rows = credential.query([&hash])?;
+                    if let Some(row) = rows.next()? {
+                        let blocked: Option<i64> = row.get(1)?;
+                        facts.credentials.insert(
+                            hash,
+                            CredentialState {
+                                recipient: row.get(0)?,
+                                blocked_seq: blocked.map(seq),
+                            },
+                        );
+                    }
+                }
+                let recipients: BTreeSet<String> = facts
+                    .credentials
+                    .values()
+                    .map(|state| state.recipient.clone())
+                    .collect();
+                let mut versions = tx.prepare_cached(
+                    "SELECT source, key, valid_from, valid_to, known_from FROM entitlement_versions
+                     WHERE recipient = ?1",
+                )?;
+                for recipient in recipients {
+                    let mut found = Vec::new();
+                    let mut rows = versions.query([&recipient])?;
+                    while let Some(row) = rows.next()? {
+                        let source_text: String = row.get(0)?;
+                        found.push(EntitlementVersion {
+                            source: source(&source_text)?,
+                            key: row.get(1)?,
+                            valid_from: date(row.get(2)?)?,
+                            valid_to: date(row.get(3)?)?,
+                            known_from: seq(row.get(4)?),
+                        });
+                    }
+                    facts.entitlements.insert(recipient, found);
+                }
+                let mut benefit_groups = tx.prepare_cached(
+                    "SELECT groups, known_from FROM benefit_groups_versions WHERE benefit = ?1",
+                )?;
+                for benefit in benefits {
+                    let mut found = Vec::new();
+                    let mut rows = benefit_groups.query([&benefit])?;
+                    while let Some(row) = rows.next()? {
+                        let json: String = row.get(0)?;
+                        found.push(GroupsVersion {
+                            groups: groups(&benefit, &json)?,
+                            known_from: seq(row.get(1)?),
+                        });
+                    }
+                    facts.benefit_groups.insert(benefit, found);
+                }
+            }
+            tx.commit()?;
+            Ok(facts)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl VerifyStore for PostgresStore {
+    async fn record_facts(
+        &self,
+        credentials: &[String],
+        benefits: &[String],
+    ) -> StoreResult<RecordFacts> {
+        let mut client = self.client().await?;
+        // One snapshot of the database for all four reads.
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let version: i64 = tx
+            .query_one("SELECT COALESCE(MAX(seq), 0) FROM changes", &[])
+            .await?
+            .get(0);
+        let mut facts = RecordFacts {
+            version: seq(version),
+            ..RecordFacts::default()
+        };
+        for row in tx
+            .query(
+                "SELECT hash, recipient, blocked_seq FROM credentials WHERE hash = ANY($1)",
+                &[&credentials],
+            )
+            .await?
+        {
+            let blocked: Option<i64> = row.get(2);
+            facts.credentials.insert(
+                row.get(0),
+                CredentialState {
+                    recipient: row.get(1),
+                    blocked_seq: blocked.map(seq),
+                },
+            );
+        }
+        let recipients: Vec<String> = facts
+            .credentials
+            .values()
+            .map(|state| state.recipient.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for recipient in &recipients {
+            facts.entitlements.insert(recipient.clone(), Vec::new());
+        }
+        for row in tx
+            .query(
+                "SELECT recipient, source, key, valid_from, valid_to, known_from FROM entitlement_versions
+                 WHERE recipient = ANY($1)",
+                &[&recipients],
+            )
+            .await?
+        {
+            let recipient: String = row.get(0);
+            let source_text: &str = row.get(1);
+            let version = EntitlementVersion {
+                source: source(source_text)?,
+                key: row.get(2),
+                valid_from: date(row.get(3))?,
+                valid_to: date(row.get(4))?,
+                known_from: seq(row.get(5)),
+            };
+            facts
+                .entitlements
+                .entry(recipient)
+                .or_default()
+                .push(version);
+        }
+        for benefit in benefits {
+            facts.benefit_groups.insert(benefit.clone(), Vec::new());
+        }
+        for row in tx
+            .query(
+                "SELECT benefit, groups, known_from FROM benefit_groups_versions WHERE benefit = ANY($1)",
+                &[&benefits],
+            )
+            .await?
+        {
+            let benefit: String = row.get(0);
+            let json: &str = row.get(1);
+            let version = GroupsVersion {
+                groups: groups(&benefit, json)?,
+                known_from: seq(row.get(2)),
+            };
+            facts
+                .benefit_groups
+                .entry(benefit)
+                .or_default()
+                .push(version);
+        }
+        tx.commit().await?;
+        Ok(facts)
+    }
+}

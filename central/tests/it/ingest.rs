@@ -1,0 +1,207 @@
+//! Ingestion checks what a terminal claims rather than trusting it: the
+//! snapshot version a record was quoted against, and the entitlements it
+//! relied on, as central held them at or before that version (issue 6).
+//! Records held for a gap are answered with their final outcome by the
+//! packet that fills the gap. Each test runs on SQLite and PostgreSQL.
+
+use central::ingest::PacketAnswer;
+use central::store::plan::{Outcome, Reason, RecordAnswer};
+use central::store::{ImportRow, Terminal};
+use shared::model::{Grant, Membership};
+use shared::wire::record::SignedRecord;
+
+use crate::db::TestDb;
+use crate::store_test;
+use crate::world::{lunch, now, outcomes, pensioner, pupil, Server, TestTerminal, World};
+
+async fn ingest(world: &World, till: &TestTerminal, records: Vec<SignedRecord>) -> PacketAnswer {
+    let terminal: Terminal = world
+        .store()
+        .terminal(till.id())
+        .await
+        .expect("reading the terminal")
+        .expect("the terminal exists");
+    world
+        .state
+        .ingestor
+        .ingest_packet(&terminal, till.packet(records), now())
+        .await
+        .expect("ingesting")
+}
+
+fn answer(seq: u64, outcome: Outcome, reason: Option<Reason>) -> RecordAnswer {
+    RecordAnswer {
+        seq,
+        outcome,
+        reason,
+    }
+}
+
+/// Re-signs `record` as the till's next record with its entitlements
+/// replaced (the quote stays valid: only the claim changes).
+fn with_entitlements(
+    till: &mut TestTerminal,
+    record: SignedRecord,
+    entitlements: Vec<Grant>,
+) -> SignedRecord {
+    let mut body = record.body;
+    body.inputs.entitlements = entitlements;
+    till.sign(body)
+}
+
+fn lunch_until(valid_to: Option<&str>) -> Grant {
+    Grant {
+        benefit: "riga-lunch".into(),
+        valid_from: None,
+        valid_to: valid_to.map(|text| text.parse().expect("date")),
+    }
+}
+
+fn flagged(world: &World, reason: &str) -> u64 {
+    let needle = format!("central_records_flagged_total{{reason=\"{reason}\"}} ");
+    world
+        .state
+        .metrics
+        .render()
+        .lines()
+        .find_map(|line| line.strip_prefix(needle.as_str()))
+        .and_then(|count| count.trim().parse().ok())
+        .expect("the reason's counter")
+}
+
+// Goal: a record quoted against a snapshot version central never had is
+// flagged `unknown_snapshot`, kept, and counted. Method: a till claiming a
+// version above central's current one, beside an honest till.
+async fn a_snapshot_from_the_future_is_flagged(db: TestDb) {
+    let world = World::new(db, 2, 0).await;
+    let mut honest = world.terminal("canteen", "meal").await;
+    let mut boastful = world.terminal("canteen", "meal").await;
+    boastful.snapshot += 1_000;
+    let fine = honest.sale(&pupil(0, &world), &["riga-lunch"], lunch("2.50"), now());
+    let claimed = boastful.sale(&pupil(1, &world), &["riga-lunch"], lunch("2.50"), now());
+
+    let answered = ingest(&world, &honest, vec![fine]).await;
+    assert_eq!(answered.records, [answer(1, Outcome::Accepted, None)]);
+    let answered = ingest(&world, &boastful, vec![claimed]).await;
+    assert_eq!(
+        answered.records,
+        [answer(1, Outcome::Flagged, Some(Reason::UnknownSnapshot))]
+    );
+    assert_eq!(answered.acked_through, 1, "flagged, but stored as evidence");
+    assert_eq!(flagged(&world, "unknown_snapshot"), 1);
+}
+store_test!(a_snapshot_from_the_future_is_flagged);
+
+// Goal: entitlements are checked against what central granted (grants and
+// memberships, through the groups a benefit names), as of the record's
+// snapshot version: a claim central never made is flagged
+// `unknown_entitlement`; a validity central changed later still holds for
+// a terminal whose snapshot predates the change. Method: pupils are members
+// of the lunch benefit's group; a pensioner is not; pupil 0's membership
+// is then cut short by a re-import.
+async fn entitlements_are_checked_as_of_the_snapshot(db: TestDb) {
+    let world = World::new(db, 2, 1).await;
+    let mut before = world.terminal("canteen", "meal").await;
+    let member = before.sale(&pupil(0, &world), &["riga-lunch"], lunch("2.50"), now());
+    let outsider = before.sale(&pensioner(0, &world), &["riga-lunch"], lunch("2.50"), now());
+    let stretched = before.sale(&pupil(1, &world), &["riga-lunch"], lunch("2.50"), now());
+    let stretched = with_entitlements(
+        &mut before,
+        stretched,
+        vec![lunch_until(Some("2027-06-30"))],
+    );
+    let answered = ingest(&world, &before, vec![member, outsider, stretched]).await;
+    assert_eq!(
+        answered.records,
+        [
+            answer(1, Outcome::Accepted, None),
+            answer(2, Outcome::Flagged, Some(Reason::UnknownEntitlement)),
+            answer(3, Outcome::Flagged, Some(Reason::UnknownEntitlement)),
+        ],
+        "a member is entitled; a pensioner is not; nor a validity central never gave"
+    );
+    assert_eq!(flagged(&world, "unknown_entitlement"), 2);
+
+    // Central cuts pupil 0's membership short, after `before` synced.
+    let cut_short = Membership {
+        group: "riga-pupil".into(),
+        valid_from: None,
+        valid_to: Some("2026-12-31".parse().expect("date")),
+    };
+    world
+        .store()
+        .import(
+            "riga",
+            vec![ImportRow::Membership {
+                recipient: pupil(0, &world).id,
+                membership: cut_short,
+            }],
+            None,
+        )
+        .await
+        .expect("re-import");
+    let mut after = world.terminal("canteen", "meal").await;
+    assert!(after.snapshot > before.snapshot);
+
+    let old_claim = before.sale(&pupil(0, &world), &["riga-lunch"], lunch("2.50"), now());
+    let new_claim = before.sale(&pupil(0, &world), &["riga-lunch"], lunch("2.50"), now());
+    let new_claim = with_entitlements(
+        &mut before,
+        new_claim,
+        vec![lunch_until(Some("2026-12-31"))],
+    );
+    let answered = ingest(&world, &before, vec![old_claim, new_claim]).await;
+    assert_eq!(
+        answered.records,
+        [
+            answer(4, Outcome::Accepted, None),
+            answer(5, Outcome::Flagged, Some(Reason::UnknownEntitlement)),
+        ],
+        "at the old snapshot the open-ended membership held; the shortened one did not exist yet"
+    );
+    let current = after.sale(&pupil(0, &world), &["riga-lunch"], lunch("2.50"), now());
+    let current = with_entitlements(&mut after, current, vec![lunch_until(Some("2026-12-31"))]);
+    let answered = ingest(&world, &after, vec![current]).await;
+    assert_eq!(answered.records, [answer(1, Outcome::Accepted, None)]);
+}
+store_test!(entitlements_are_checked_as_of_the_snapshot);
+
+// Goal: the answer to the packet that fills a gap lists the records held
+// for it, with their final outcome, and a replay of that packet is answered
+// the same. Method: over HTTPS, upload seq 3 and 2 (held), then seq 1.
+async fn the_packet_that_fills_a_gap_answers_for_the_held_records(db: TestDb) {
+    let world = World::new(db, 3, 0).await;
+    let server = Server::start(world.state.clone()).await;
+    let mut till = world.terminal("canteen", "meal").await;
+    let records: Vec<_> = (0..3)
+        .map(|n| till.sale(&pupil(n, &world), &["riga-lunch"], lunch("2.50"), now()))
+        .collect();
+    let (status, later) = server
+        .upload(&till, till.packet(records[1..3].to_vec()).to_json())
+        .await;
+    assert_eq!(status, 200, "{later}");
+    assert_eq!(
+        outcomes(&later),
+        [
+            (2, "held".to_owned(), None),
+            (3, "accepted".to_owned(), None)
+        ]
+    );
+    assert_eq!(later["resolved"], serde_json::json!([]));
+
+    let first = till.packet(records[0..1].to_vec()).to_json();
+    let (status, filling) = server.upload(&till, first.clone()).await;
+    assert_eq!(status, 200, "{filling}");
+    assert_eq!(outcomes(&filling), [(1, "accepted".to_owned(), None)]);
+    assert_eq!(
+        filling["resolved"],
+        serde_json::json!([{"seq": 2, "outcome": "accepted"}]),
+        "the held record's final outcome comes with the packet that filled its gap"
+    );
+    assert_eq!(filling["acked_through"], 3);
+
+    let (_, replay) = server.upload(&till, first).await;
+    assert_eq!(replay, filling, "a replay is answered as the first time");
+    server.stop().await;
+}
+store_test!(the_packet_that_fills_a_gap_answers_for_the_held_records);

@@ -187,8 +187,38 @@ async fn offline_sales_reach_central_when_it_returns(database_url: Option<String
         "{status}"
     );
 
+    // The cashier's flow: identify, quote, then commit once paid.
+    let (code, identified) = site
+        .agent
+        .post("/v1/identify", &json!({"credential": card(0)}))
+        .await;
+    assert_eq!(code, 200, "{identified}");
+    let labels: Vec<&str> = identified["benefits"]
+        .as_array()
+        .expect("benefits")
+        .iter()
+        .map(|benefit| benefit["label"].as_str().expect("label"))
+        .collect();
+    assert!(labels.contains(&"Brīvpusdienas"), "{identified}");
+    assert!(
+        !identified.to_string().contains("riga-pupil"),
+        "no group reaches the till: {identified}"
+    );
+    let (code, quoted) = site
+        .agent
+        .post(
+            "/v1/quote",
+            &json!({"credential": card(0), "cart": [lunch()]}),
+        )
+        .await;
+    assert_eq!(code, 200, "{quoted}");
+    assert_eq!(quoted["discount_total"], "2.50", "{quoted}");
     let (code, outcome, first) = site.agent.commit("sale-1", card(0), json!([lunch()])).await;
     assert_eq!(code, 200, "{first}");
+    assert_eq!(
+        first["lines"], quoted["lines"],
+        "the commit gives what was quoted"
+    );
     assert_eq!(outcome, "new");
     assert_eq!(first["discount_total"], "2.50", "a free lunch: {first}");
     assert_eq!(first["due"], "0.00");
@@ -282,6 +312,10 @@ async fn offline_sales_reach_central_when_it_returns(database_url: Option<String
         .clone();
     assert_eq!(row["acked_through"], 2, "{row}");
     assert_eq!(row["status"], "active");
+    assert!(
+        row["last_seen"].is_string(),
+        "the till's heartbeat reached central: {row}"
+    );
 
     // Each record counts exactly once toward a limit after the round trip:
     // the till counts its own journal, and central's snapshot leaves the

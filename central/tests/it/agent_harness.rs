@@ -426,6 +426,19 @@ impl Agent {
             .expect("status JSON")
     }
 
+    /// POST on the local API (`/v1/identify`, `/v1/quote`): status and JSON answer.
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let answer = self
+            .http
+            .post(self.api(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("POST {path}: {err}"));
+        let status = answer.status().as_u16();
+        (status, answer.json().await.expect("a JSON answer"))
+    }
+
     /// `POST /v1/commit`: status, `X-Commit-Outcome`, JSON answer.
     pub async fn commit(&self, key: &str, credential: Value, cart: Value) -> (u16, String, Value) {
         let answer = self

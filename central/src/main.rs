@@ -143,6 +143,9 @@ enum TokenCommand {
         /// An admin token (sees everything).
         #[arg(long, conflicts_with_all = ["provider", "merchant"])]
         admin: bool,
+        /// A token of the state portal: reads only the person view (docs/reports.md).
+        #[arg(long, conflicts_with_all = ["provider", "merchant", "admin"])]
+        portal: bool,
         #[arg(long, default_value = "cli")]
         label: String,
     },
@@ -196,6 +199,7 @@ enum ImportKind {
     Credentials,
     Memberships,
     Grants,
+    Guardians,
 }
 
 fn main() -> ExitCode {
@@ -300,9 +304,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 provider,
                 merchant,
                 admin,
+                portal,
                 label,
             } = command;
             let state = open(&cli, &[]).await?;
+            if *portal {
+                let token = format!("bpp_{}", random_token(24)?);
+                state
+                    .store
+                    .create_portal_token(&secret_hash(&token), label)
+                    .await?;
+                println!("{token}");
+                return Ok(());
+            }
             let role = match (provider, merchant, admin) {
                 (Some(provider), None, false) => {
                     ensure_provider(&state, provider).await?;
@@ -464,6 +478,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ImportKind::Credentials => Kind::Credentials,
                 ImportKind::Memberships => Kind::Memberships,
                 ImportKind::Grants => Kind::Grants,
+                ImportKind::Guardians => Kind::Guardians,
             };
             let context = staff::import_context(&state, provider).await.map_err(api)?;
             let input =

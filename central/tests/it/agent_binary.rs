@@ -385,6 +385,20 @@ async fn offline_sales_reach_central_when_it_returns(database_url: Option<String
     assert!(offline.status.success());
     let offline: Value = serde_json::from_slice(&offline.stdout).expect("status JSON");
     assert_eq!(offline["journal"]["records"], 3, "{offline}");
+
+    // Both daemons log to a file here, as under systemd: plain lines an
+    // operator can grep, without terminal colour codes, and no card number.
+    for (name, log) in [
+        ("agent", site.agent.log_text()),
+        ("central", site.central.log_text()),
+    ] {
+        assert!(log.contains("INFO"), "{name} logged nothing:\n{log}");
+        assert!(!log.contains('\u{1b}'), "{name} logs escape codes:\n{log}");
+        assert!(
+            !log.contains(&pupil(0).1) && !log.contains(&pupil(1).1),
+            "{name} logged a card number:\n{log}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -39,6 +39,22 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A free port below the usual ephemeral range (32768 and up on Linux),
+/// for central, which is restarted on the same port: while it is down,
+/// no other test's `bind(…:0)` can be handed this port.
+pub fn stable_port() -> u16 {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.subsec_nanos())
+        .unwrap_or(0)
+        ^ std::process::id();
+    (0..200u32)
+        .map(|attempt| 20_000 + (seed.wrapping_add(attempt.wrapping_mul(7_919)) % 12_000))
+        .filter_map(|port| u16::try_from(port).ok())
+        .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .expect("a free loopback port between 20000 and 32000")
+}
+
 /// A `CENTRAL_DATABASE_URL` for a fresh schema on the test server
 /// (`CENTRAL_TEST_PG_URL`), created and migrated through the store, then
 /// named in the URL so that every `central` command of a test uses it.
@@ -155,7 +171,7 @@ impl Central {
         let mut central = Central {
             data: root.join("central"),
             database_url,
-            port: free_port(),
+            port: stable_port(),
             log: root.join("central.log"),
             serve: None,
             admin_token: String::new(),
@@ -244,6 +260,11 @@ impl Central {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         self.serve = Some(serve);
+    }
+
+    /// The whole log of `central serve` (every start).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Kills `serve` with SIGKILL: a crash or a pulled cable, not a clean stop.
@@ -404,6 +425,11 @@ impl Agent {
             "agent run did not stop cleanly on SIGTERM ({status:?}):\n{}",
             tail(&self.log, 40)
         );
+    }
+
+    /// The whole log of this agent (stderr of every `agent run`).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// The last lines of this agent's log, for a failure message.

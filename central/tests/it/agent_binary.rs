@@ -38,61 +38,56 @@ fn snack() -> Value {
     json!({"sku": "BUN", "category": "meal.snack", "unit_price": "1.20", "qty": 1})
 }
 
-/// Riga's free lunch (one a day) and a half-price snack capped at 0.50 a
-/// sale (a co-payment; two a day), both for the group of pupils; `pupils` pupils with
-/// a card each; a canteen with one till. Returns the till's enrolment code.
-fn register(central: &Central, dir: &Path, pupils: u32) -> String {
-    central.cli(&["provider", "riga", "Riga"]);
-    central.cli(&["merchant", "canteen", "Canteen Ltd"]);
-    central.cli(&["group", "--provider", "riga", "riga-pupil", "Pupils"]);
-    let benefits = [
-        json!({
-            "id": "riga-lunch", "provider": "riga", "groups": ["riga-pupil"],
-            "label": {"lv": "Brīvpusdienas", "en": "Free lunch"},
-            "categories": ["meal.lunch"], "discount": {"percent": "100"},
-            "limits": [{"period": "day", "max_count": 1}]
-        }),
-        json!({
-            "id": "riga-snack", "provider": "riga", "groups": ["riga-pupil"],
-            "categories": ["meal.snack"], "discount": {"percent": "50"},
-            "max_per_transaction": "0.50",
-            "limits": [{"period": "day", "max_count": 2}]
-        }),
-    ];
+/// Publishes benefit definitions of `provider` through `central benefit`.
+fn publish(central: &Central, dir: &Path, provider: &str, benefits: &[Value]) {
     for benefit in benefits {
         let file = dir.join(format!("{}.json", benefit["id"].as_str().expect("id")));
         std::fs::write(&file, benefit.to_string()).expect("writing a benefit file");
-        let out = central.cli(&["benefit", "--provider", "riga", path_str(&file)]);
+        let out = central.cli(&["benefit", "--provider", provider, path_str(&file)]);
         assert!(out.contains("published"), "{out}");
     }
+}
+
+/// Imports `(recipient, card UID)` pairs as cards and members of `group`
+/// through `central import` (CSV files, as a provider sends them).
+fn import_people(
+    central: &Central,
+    dir: &Path,
+    provider: &str,
+    group: &str,
+    people: &[(String, String)],
+) {
     let mut credentials = String::from("recipient,kind,id\n");
     let mut memberships = String::from("recipient,group,valid_from,valid_to\n");
-    for n in 0..pupils {
-        let (recipient, uid) = pupil(n);
+    for (recipient, uid) in people {
         credentials.push_str(&format!("{recipient},card,{uid}\n"));
-        memberships.push_str(&format!("{recipient},riga-pupil,,\n"));
+        memberships.push_str(&format!("{recipient},{group},,\n"));
     }
     for (kind, text) in [("credentials", credentials), ("memberships", memberships)] {
-        let file = dir.join(format!("{kind}.csv"));
+        let file = dir.join(format!("{provider}-{kind}.csv"));
         std::fs::write(&file, text).expect("writing an import file");
         central.cli(&[
             "import",
             "--provider",
-            "riga",
+            provider,
             "--kind",
             kind,
             path_str(&file),
         ]);
     }
+}
+
+/// `central terminal create`; returns the one-time enrolment code.
+fn enrolment_code(central: &Central, merchant: &str, label: &str, category: &str) -> String {
     let created = central.cli(&[
         "terminal",
         "create",
         "--merchant",
-        "canteen",
+        merchant,
         "--label",
-        "Canteen till 1",
+        label,
         "--category",
-        "meal",
+        category,
     ]);
     created
         .lines()
@@ -102,6 +97,38 @@ fn register(central: &Central, dir: &Path, pupils: u32) -> String {
         .to_owned()
 }
 
+/// Riga's free lunch (one a day) and a half-price snack capped at 0.50 a
+/// sale (a co-payment; two a day), both for the group of pupils; `pupils`
+/// pupils with a card each; a canteen with one till. Returns the till's
+/// enrolment code.
+fn register(central: &Central, dir: &Path, pupils: u32) -> String {
+    central.cli(&["provider", "riga", "Riga"]);
+    central.cli(&["merchant", "canteen", "Canteen Ltd"]);
+    central.cli(&["group", "--provider", "riga", "riga-pupil", "Pupils"]);
+    publish(
+        central,
+        dir,
+        "riga",
+        &[
+            json!({
+                "id": "riga-lunch", "provider": "riga", "groups": ["riga-pupil"],
+                "label": {"lv": "Brīvpusdienas", "en": "Free lunch"},
+                "categories": ["meal.lunch"], "discount": {"percent": "100"},
+                "limits": [{"period": "day", "max_count": 1}]
+            }),
+            json!({
+                "id": "riga-snack", "provider": "riga", "groups": ["riga-pupil"],
+                "categories": ["meal.snack"], "discount": {"percent": "50"},
+                "max_per_transaction": "0.50",
+                "limits": [{"period": "day", "max_count": 2}]
+            }),
+        ],
+    );
+    let people: Vec<(String, String)> = (0..pupils).map(pupil).collect();
+    import_people(central, dir, "riga", "riga-pupil", &people);
+    enrolment_code(central, "canteen", "Canteen till 1", "meal")
+}
+
 fn path_str(path: &Path) -> &str {
     path.to_str().expect("temporary paths are UTF-8")
 }
@@ -109,7 +136,7 @@ fn path_str(path: &Path) -> &str {
 /// A site with central serving, the till enrolled and running with its
 /// first snapshot applied.
 async fn site_with_enrolled_till(database_url: Option<String>, pupils: u32) -> Site {
-    let mut site = Site::new(database_url);
+    let mut site = Site::new(database_url, "");
     let code = register(&site.central, site.dir.path(), pupils);
     site.central.start().await;
     site.agent.enroll(&site.central, &code);
@@ -695,4 +722,142 @@ async fn hostile_uploads_of_the_agents_records_lose_nothing_postgres() {
     if let Some(url) = postgres_database_url().await {
         hostile_uploads_of_the_agents_records_lose_nothing(Some(url)).await;
     }
+}
+
+// Goal: a bus validator with the real binary: taps while central is down
+// light green or red at once, a double tap charges once, and the rides
+// reach central accepted with the fixed discount once it is back. Method:
+// validator mode with an indicator command that appends what it is told
+// to a file (standing in for the GPIO script); central is killed and
+// restarted as in the till test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validator_taps_offline_reach_central() {
+    let lights = tempfile::NamedTempFile::new().expect("indicator file");
+    let lights_path = lights.path().to_str().expect("UTF-8 path").to_owned();
+    let validator_toml = format!(
+        "[terminal]\nmode = \"validator\"\n\n[validator]\nfare = {{ sku = \"RIDE\", category = \"transport.bus\", unit_price = \"1.20\" }}\nindicator_command = [\"/bin/sh\", \"-c\", \"echo \\\"$0 $1\\\" >> {lights_path}\"]\n"
+    );
+    let mut site = Site::new(None, &validator_toml);
+    let central = &site.central;
+    let dir = site.dir.path();
+    central.cli(&["provider", "state", "State"]);
+    central.cli(&["merchant", "bus", "Bus Ltd"]);
+    central.cli(&[
+        "group",
+        "--provider",
+        "state",
+        "state-pensioner",
+        "Pensioners",
+    ]);
+    publish(
+        central,
+        dir,
+        "state",
+        &[json!({
+            "id": "state-ride", "provider": "state", "groups": ["state-pensioner"],
+            "categories": ["transport.bus"], "discount": {"amount": "0.70"}
+        })],
+    );
+    let pensioners: Vec<(String, String)> = (0..2)
+        .map(|n| (format!("S{n:05}"), format!("04BB{n:06X}")))
+        .collect();
+    import_people(central, dir, "state", "state-pensioner", &pensioners);
+    let code = enrolment_code(central, "bus", "Bus 12 validator", "transport");
+    site.central.start().await;
+    site.agent.enroll(&site.central, &code);
+    site.agent.start().await;
+    let status = site.wait_for_snapshot().await;
+    assert_eq!(status["mode"], "validator", "{status}");
+    let terminal = status["terminal"].as_str().expect("terminal").to_owned();
+
+    site.central.kill();
+    poll(
+        "the validator reports central unreachable",
+        WAIT,
+        || site.logs(),
+        async || {
+            let status = site.agent.status().await;
+            status["sync"]["last_error"].is_string().then_some(())
+        },
+    )
+    .await;
+    let tap = |uid: &str| json!({"credential": {"kind": "card", "id": uid}});
+    let (code, outcome, ride) = site
+        .agent
+        .post_with_outcome("/v1/tap", &tap(&pensioners[0].1))
+        .await;
+    assert_eq!(code, 200, "{ride}");
+    assert_eq!(outcome, "new");
+    assert_eq!(ride["discount_total"], "0.70", "{ride}");
+    assert_eq!(ride["due"], "0.50");
+    let (code, outcome, again) = site
+        .agent
+        .post_with_outcome("/v1/tap", &tap(&pensioners[0].1))
+        .await;
+    assert_eq!(code, 200, "{again}");
+    assert_eq!(
+        outcome, "double_tap",
+        "a second tap at once charges nothing"
+    );
+    assert_eq!(again["seq"], ride["seq"]);
+    let (code, _, refused) = site
+        .agent
+        .post_with_outcome("/v1/tap", &tap("04FFFFFF"))
+        .await;
+    assert_eq!(code, 422, "{refused}");
+    assert_eq!(refused["error"]["code"], "unknown_credential");
+    let (code, _, other_ride) = site
+        .agent
+        .post_with_outcome("/v1/tap", &tap(&pensioners[1].1))
+        .await;
+    assert_eq!(code, 200, "{other_ride}");
+    let mut signals = poll(
+        "the indicator command ran for every tap",
+        WAIT,
+        || site.logs(),
+        async || {
+            let text = std::fs::read_to_string(&lights_path).unwrap_or_default();
+            let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+            (lines.len() >= 4).then_some(lines)
+        },
+    )
+    .await;
+    signals.sort();
+    assert_eq!(
+        signals,
+        [
+            "accepted ok",
+            "accepted ok",
+            "accepted ok",
+            "refused unknown_credential"
+        ]
+    );
+    let status = site.agent.status().await;
+    assert_eq!(status["outbox"]["records"], 2, "two rides: {status}");
+
+    site.central.start().await;
+    poll(
+        "the validator's outbox drains after central restarts",
+        WAIT,
+        || site.logs(),
+        async || {
+            let status = site.agent.status().await;
+            (status["outbox"]["records"] == 0 && status["sync"]["last_error"].is_null())
+                .then_some(())
+        },
+    )
+    .await;
+    let records = records_by_seq(&site.central, &terminal).await;
+    assert_eq!(
+        records.keys().copied().collect::<Vec<_>>(),
+        [1, 2],
+        "{records:?}"
+    );
+    for (stored, tapped) in records.values().zip([&ride, &other_ride]) {
+        assert_eq!(stored["outcome"], "accepted", "{stored}");
+        assert_eq!(stored["discount"], "0.70");
+        assert_eq!(stored["hash"], tapped["hash"]);
+        assert_eq!(stored["merchant"], "bus");
+    }
+    site.agent.terminate();
 }

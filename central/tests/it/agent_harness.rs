@@ -326,17 +326,26 @@ pub struct Agent {
     port: u16,
     log: PathBuf,
     run: Option<Guard>,
+    /// More TOML after `[sync]`: `[terminal]` and `[validator]` for a validator.
+    extra_toml: String,
     http: reqwest::Client,
 }
 
 impl Agent {
+    /// A till (cashier mode) in `root`.
     pub fn new(root: &Path) -> Agent {
+        Agent::with_toml(root, "")
+    }
+
+    /// An agent in `root` whose configuration ends with `extra_toml`.
+    pub fn with_toml(root: &Path, extra_toml: &str) -> Agent {
         let agent = Agent {
             config: root.join("agent.toml"),
             data: root.join("agent"),
             port: free_port(),
             log: root.join("agent.log"),
             run: None,
+            extra_toml: extra_toml.to_owned(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(20))
                 .build()
@@ -346,13 +355,14 @@ impl Agent {
         agent
     }
 
-    /// A till's configuration; sync rounds every second, and a short
-    /// backoff so that a returning central is seen within seconds.
+    /// The configuration; sync rounds every second, and a short backoff
+    /// so that a returning central is seen within seconds.
     pub fn write_config(&self, sync: bool) {
         let text = format!(
-            "data_dir = {:?}\n\n[api]\nlisten = \"127.0.0.1:{}\"\n\n[sync]\nenabled = {sync}\ninterval_seconds = 1\nbackoff_initial_seconds = 1\nbackoff_max_seconds = 2\n",
+            "data_dir = {:?}\n\n[api]\nlisten = \"127.0.0.1:{}\"\n\n[sync]\nenabled = {sync}\ninterval_seconds = 1\nbackoff_initial_seconds = 1\nbackoff_max_seconds = 2\n\n{}",
             self.data.display().to_string(),
-            self.port
+            self.port,
+            self.extra_toml
         );
         std::fs::write(&self.config, text).expect("writing agent.toml");
     }
@@ -454,6 +464,13 @@ impl Agent {
 
     /// POST on the local API (`/v1/identify`, `/v1/quote`): status and JSON answer.
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let (status, _, answer) = self.post_with_outcome(path, body).await;
+        (status, answer)
+    }
+
+    /// POST on the local API: status, `X-Commit-Outcome` (empty when
+    /// absent) and JSON answer.
+    pub async fn post_with_outcome(&self, path: &str, body: &Value) -> (u16, String, Value) {
         let answer = self
             .http
             .post(self.api(path))
@@ -462,28 +479,22 @@ impl Agent {
             .await
             .unwrap_or_else(|err| panic!("POST {path}: {err}"));
         let status = answer.status().as_u16();
-        (status, answer.json().await.expect("a JSON answer"))
-    }
-
-    /// `POST /v1/commit`: status, `X-Commit-Outcome`, JSON answer.
-    pub async fn commit(&self, key: &str, credential: Value, cart: Value) -> (u16, String, Value) {
-        let answer = self
-            .http
-            .post(self.api("/v1/commit"))
-            .json(&serde_json::json!({
-                "idempotency_key": key, "credential": credential, "cart": cart
-            }))
-            .send()
-            .await
-            .expect("POST /v1/commit");
-        let status = answer.status().as_u16();
         let outcome = answer
             .headers()
             .get("x-commit-outcome")
             .and_then(|value| value.to_str().ok())
             .unwrap_or("")
             .to_owned();
-        (status, outcome, answer.json().await.expect("commit JSON"))
+        (status, outcome, answer.json().await.expect("a JSON answer"))
+    }
+
+    /// `POST /v1/commit`: status, `X-Commit-Outcome`, JSON answer.
+    pub async fn commit(&self, key: &str, credential: Value, cart: Value) -> (u16, String, Value) {
+        self.post_with_outcome(
+            "/v1/commit",
+            &serde_json::json!({"idempotency_key": key, "credential": credential, "cart": cart}),
+        )
+        .await
     }
 
     /// The terminal's key, read from its data directory (PKCS#8).
@@ -527,10 +538,11 @@ pub struct Site {
 }
 
 impl Site {
-    pub fn new(database_url: Option<String>) -> Site {
+    /// A site whose agent's configuration ends with `extra_toml`.
+    pub fn new(database_url: Option<String>, extra_toml: &str) -> Site {
         let dir = tempfile::tempdir().expect("temporary directory");
         Site {
-            agent: Agent::new(dir.path()),
+            agent: Agent::with_toml(dir.path(), extra_toml),
             central: Central::init(dir.path(), database_url),
             dir,
         }

@@ -284,20 +284,26 @@ async fn bench_backend(
         .iter()
         .map(|(t, k)| (t.id.as_str(), k.public_key()))
         .collect();
-    let started = Instant::now();
-    let verified: usize = decoded
-        .par_iter()
-        .map(|packet| {
-            let key = keys[packet.body.terminal.as_str()];
-            packet
-                .body
-                .records
-                .iter()
-                .filter(|r| r.verify_signature(&key).is_ok())
-                .count()
-        })
-        .sum();
-    let verify_rate = verified as f64 / started.elapsed().as_secs_f64();
+    let verify_all = || {
+        let started = Instant::now();
+        let verified: usize = decoded
+            .par_iter()
+            .map(|packet| {
+                let key = keys[packet.body.terminal.as_str()];
+                packet
+                    .body
+                    .records
+                    .iter()
+                    .filter(|r| r.verify_signature(&key).is_ok())
+                    .count()
+            })
+            .sum();
+        (verified, verified as f64 / started.elapsed().as_secs_f64())
+    };
+    // Measured before and after ingestion, and the higher rate kept: the
+    // machine is shared, and a ceiling measured in a busy moment would
+    // flatter the ratio.
+    let (verified, verify_rate_before) = verify_all();
     anyhow::ensure!(
         verified == n_records,
         "only {verified} of {n_records} signatures verified"
@@ -314,11 +320,18 @@ async fn bench_backend(
             let mut accepted = 0usize;
             for bytes in list {
                 let answer = state.ingestor.ingest(&terminal, &bytes, now).await?;
-                accepted += answer
-                    .records
-                    .iter()
-                    .filter(|r| r.outcome == central::store::plan::Outcome::Accepted)
-                    .count();
+                for record in &answer.records {
+                    match record.outcome {
+                        central::store::plan::Outcome::Accepted => accepted += 1,
+                        outcome => anyhow::bail!(
+                            "record {} of {}: {} {}",
+                            record.seq,
+                            terminal.id,
+                            outcome.as_str(),
+                            record.reason.map(|r| r.as_str()).unwrap_or("")
+                        ),
+                    }
+                }
             }
             anyhow::Ok(accepted)
         }));
@@ -339,6 +352,12 @@ async fn bench_backend(
     anyhow::ensure!(
         accepted == n_records,
         "only {accepted} of {n_records} records accepted"
+    );
+    let (_, verify_rate_after) = verify_all();
+    let verify_rate = verify_rate_before.max(verify_rate_after);
+    println!(
+        "{name}: ring verify on all cores: {verify_rate_before:.0}/s before ingestion, \
+         {verify_rate_after:.0}/s after"
     );
 
     // --- ceiling (a): raw insert of the same rows ---------------------------
@@ -463,9 +482,11 @@ fn sign_records(
         unit_price: "3.10".parse()?,
         qty: 1,
     }];
+    // What the recipients' snapshot line says: the membership imported
+    // above, resolved into the benefit (central checks it was granted).
     let entitlements = vec![Grant {
         benefit: benefit.id.clone(),
-        valid_from: None,
+        valid_from: Some(jiff::civil::date(2025, 9, 1)),
         valid_to: None,
     }];
     let mut journal: HashMap<String, Vec<HistoryEntry>> = HashMap::new();

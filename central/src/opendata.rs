@@ -25,11 +25,11 @@ use std::fmt::Write as _;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use shared::model::Benefit;
+use shared::model::{Benefit, CartLine, LineDiscount};
 use shared::money::Money;
 
 use shared::wire::keys::Hash;
-use shared::wire::record::{RecordBody, RecordKind};
+use shared::wire::record::{CredentialRef, RecordKind};
 
 use crate::reconcile::{Calendar, Decision, UsageRecord};
 use crate::store::RecordRow;
@@ -455,6 +455,32 @@ pub fn dataset_jsonld(meta: &DatasetMeta, dataset: &OpenDataset) -> serde_json::
     })
 }
 
+/// The fields of a stored record body that usage needs; serde skips the
+/// rest (the quote's inputs and history), which were checked at ingestion.
+#[derive(Deserialize)]
+struct UsageBody {
+    at: jiff::Timestamp,
+    cart: Vec<CartLine>,
+    credential: CredentialRef,
+    inputs: UsageInputs,
+    kind: RecordKind,
+    merchant: String,
+    quote: UsageQuote,
+    recipient: String,
+    #[serde(default)]
+    voids: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct UsageInputs {
+    snapshot: u64,
+}
+
+#[derive(Deserialize)]
+struct UsageQuote {
+    discounts: Vec<LineDiscount>,
+}
+
 /// Turns stored records into usage records for reconciliation: one per
 /// (cart line, benefit) of each accepted sale; a void is not usage itself
 /// but marks the sale it cancels (same terminal) as `voided`. Records not
@@ -462,9 +488,9 @@ pub fn dataset_jsonld(meta: &DatasetMeta, dataset: &OpenDataset) -> serde_json::
 /// so they are left out.
 pub fn usage_records(rows: &[RecordRow]) -> Result<Vec<UsageRecord>, OpenDataError> {
     let mut voided: HashSet<(&str, u64)> = HashSet::new();
-    let mut sales: Vec<(&RecordRow, RecordBody)> = Vec::new();
+    let mut sales: Vec<(&RecordRow, UsageBody)> = Vec::new();
     for row in rows.iter().filter(|row| row.outcome == "accepted") {
-        let body: RecordBody = serde_json::from_str(&row.body).map_err(|err| OpenDataError {
+        let body: UsageBody = serde_json::from_str(&row.body).map_err(|err| OpenDataError {
             at: format!("record {}#{}", row.terminal, row.seq),
             message: format!("stored body: {err}"),
         })?;
@@ -750,6 +776,126 @@ mod tests {
         let header = data.cells_csv();
         let header = header.lines().next().unwrap_or("");
         assert_eq!(names.join(","), header);
+    }
+
+    /// A stored record of one lunch line (2.50 off) at terminal `T-1`.
+    fn stored(seq: u64, kind: RecordKind, voids: Option<u64>, outcome: &str) -> RecordRow {
+        use shared::model::Quote;
+        use shared::wire::record::{
+            CredentialKind, QuoteInputs, RecordBody, RecordType, RECORD_VERSION,
+        };
+        let price = Money::from_cents(250);
+        let body = RecordBody {
+            at: "2026-03-02T10:00:00Z".parse().expect("instant"),
+            cart: vec![CartLine {
+                sku: "LUNCH".into(),
+                category: "meal".into(),
+                unit_price: price,
+                qty: 1,
+            }],
+            credential: CredentialRef {
+                hash: "c-1".into(),
+                kind: CredentialKind::Card,
+            },
+            idempotency_key: format!("k{seq}"),
+            inputs: QuoteInputs {
+                benefits: Vec::new(),
+                entitlements: Vec::new(),
+                history: Vec::new(),
+                snapshot: 7,
+            },
+            kind,
+            local_time: "2026-03-02T12:00:00+02:00".into(),
+            merchant: "big".into(),
+            prev: Hash::GENESIS,
+            quote: Quote {
+                discounts: vec![LineDiscount {
+                    line: 0,
+                    benefit: "lunch".into(),
+                    provider: "riga".into(),
+                    amount: price,
+                }],
+                total: price,
+                discount_total: price,
+                due: Money::from_cents(0),
+                by_provider: [("riga".to_owned(), price)].into(),
+                refused: Vec::new(),
+            },
+            recipient: "R-1".into(),
+            seq,
+            terminal: "T-1".into(),
+            record_type: RecordType::Record,
+            v: RECORD_VERSION,
+            voids,
+        };
+        RecordRow {
+            terminal: "T-1".into(),
+            seq,
+            hash: Hash::of(format!("record {seq}").as_bytes()).to_hex(),
+            outcome: outcome.into(),
+            reason: None,
+            recipient: "R-1".into(),
+            merchant: "big".into(),
+            at: body.at,
+            kind: "sale".into(),
+            discount_cents: 250,
+            body: serde_json::to_string(&body).expect("body JSON"),
+        }
+    }
+
+    #[test]
+    fn stored_records_become_usage_and_a_void_marks_its_sale() {
+        let rows = [
+            stored(1, RecordKind::Sale, None, "accepted"),
+            stored(2, RecordKind::Sale, None, "accepted"),
+            stored(3, RecordKind::Void, Some(1), "accepted"),
+            stored(4, RecordKind::Sale, None, "flagged"),
+        ];
+        let usage = usage_records(&rows).expect("decodes");
+        let seen: Vec<(u64, bool)> = usage.iter().map(|u| (u.seq, u.voided)).collect();
+        assert_eq!(
+            seen,
+            [(1, true), (2, false)],
+            "the void and the flagged sale are not usage"
+        );
+        assert_eq!(usage[1].amount, Money::from_cents(250));
+        assert_eq!(usage[1].snapshot, 7);
+        assert_eq!(usage[1].category, "meal");
+
+        let mut broken = stored(5, RecordKind::Sale, None, "accepted");
+        broken.body = "{}".into();
+        let err = usage_records(&[broken]).expect_err("bad body");
+        assert_eq!(err.at, "record T-1#5");
+    }
+
+    #[test]
+    fn the_cube_withholds_measures_of_suppressed_cells() {
+        let mut records = lunches("big", 10, 0);
+        records.extend(lunches("mid", 6, 100));
+        records.extend(lunches("tiny", 2, 200));
+        let cube = usage_cube_jsonld(
+            "https://register.example.lv/",
+            "2026-03",
+            &dataset(&records),
+        );
+        let graph = cube["@graph"].as_array().expect("graph");
+        assert_eq!(
+            graph[0]["@id"],
+            "https://register.example.lv/open-data/usage/2026-03"
+        );
+        assert_eq!(graph.len(), 4, "the data set and three observations");
+        let big = &graph[1];
+        assert_eq!(
+            big["merchant"]["@id"],
+            "https://register.example.lv/open-data/merchants/big"
+        );
+        assert_eq!(big["recipients"], 10);
+        assert_eq!(big["amountEur"]["@value"], "25.00");
+        for hidden in &graph[2..] {
+            assert!(hidden["obsStatus"].is_string());
+            assert!(hidden.get("transactions").is_none());
+            assert!(hidden.get("amountEur").is_none());
+        }
     }
 
     proptest! {

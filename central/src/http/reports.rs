@@ -128,6 +128,18 @@ fn format_of(params: &Params, headers: &HeaderMap, html_allowed: bool) -> Result
     Ok(Format::Json)
 }
 
+/// `true` when the `Accept` header names `media`.
+fn accepts(headers: &HeaderMap, media: &str) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| {
+            accept
+                .split(',')
+                .any(|m| m.split(';').next().unwrap_or("").trim() == media)
+        })
+}
+
 fn typed(content_type: &'static str, body: String, filename: Option<String>) -> Response {
     let mut response = (
         [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
@@ -286,6 +298,22 @@ async fn merchant_report(
             .map_err(|err| internal(err.to_string()))
     })
     .await?;
+    // What reconciliation across terminals refused of accepted discounts
+    // (offline overuse): lines with a conflict on the period's local days.
+    for conflict in state
+        .store
+        .ledger_conflicts(period.first_day(), period.last_day(), None, Some(&merchant))
+        .await?
+    {
+        let usage = &conflict.line.record;
+        if usage.merchant != merchant || usage.voided {
+            continue;
+        }
+        let refused = conflict.decision.claimed - conflict.decision.payable;
+        if refused.is_positive() {
+            builder.add_not_payable(&usage.terminal, &usage.benefit, &usage.provider, refused);
+        }
+    }
     let report = builder.finish(state.clock.now());
     let stem = format!("merchant-{}-{}", report.merchant, report.period);
     Ok(match format {
@@ -703,9 +731,19 @@ pub async fn open_data_usage(
     known_params(&params, &["month", "format", "table"])?;
     let period =
         Period::parse_month(required(&params, "month", "YYYY-MM")?).map_err(period_error)?;
+    // `None`: JSON-LD, which only `format=` or `Accept` asks for.
     let format = match params.get("format").map(String::as_str) {
         Some("jsonld") => None,
-        _ => Some(format_of(&params, &headers, false)?),
+        Some("json") => Some(Format::Json),
+        Some("csv") => Some(Format::Csv),
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "malformed",
+                format!("format: {other:?} is not one of json, csv, jsonld"),
+            ))
+        }
+        None if accepts(&headers, "application/ld+json") => None,
+        None => Some(format_of(&params, &headers, false)?),
     };
     let totals = match params.get("table").map(String::as_str) {
         None | Some("cells") => false,

@@ -82,6 +82,8 @@ fn totals_add_up_and_a_void_cancels_its_sale() {
     for r in &records {
         builder.add(r).expect("same merchant");
     }
+    // Reconciliation refused 1.00 of the lunch on T-1.
+    builder.add_not_payable("T-1", "lunch", "riga", Money::from_cents(100));
     let report = builder.finish("2026-03-03T06:00:00Z".parse().expect("instant"));
     assert_eq!(report.total.transactions, 1);
     assert_eq!(report.total.units, 3);
@@ -94,8 +96,9 @@ fn totals_add_up_and_a_void_cancels_its_sale() {
     );
     assert_eq!(lunch.figures.discount, Money::from_cents(500));
     let csv = report.to_csv();
-    assert!(csv.starts_with("row,terminal,terminal_label,benefit,provider,transactions,units,discount_eur,not_accepted_eur\r\n"));
-    assert!(csv.ends_with("total,,,,,1,3,5.40,2.50\r\n"), "{csv}");
+    assert!(csv.starts_with("row,terminal,terminal_label,benefit,provider,transactions,units,discount_eur,not_accepted_eur,not_payable_eur\r\n"));
+    assert!(csv.ends_with("total,,,,,1,3,5.40,2.50,1.00\r\n"), "{csv}");
+    assert_eq!(lunch.figures.not_payable, Money::from_cents(100));
 }
 
 #[test]

@@ -93,6 +93,10 @@ async fn merchant_reports_add_up_and_are_scoped(db: TestDb) {
     assert_eq!(monthly["total"]["transactions"], 7);
     assert_eq!(monthly["total"]["units"], 7);
     assert_eq!(monthly["total"]["discount"], "17.50");
+    assert_eq!(
+        monthly["total"]["not_payable"], "0.00",
+        "no overuse across terminals"
+    );
     assert_eq!(monthly["terminals"][0]["discount"], "17.50");
 
     // CSV: the header an accountant's spreadsheet expects, one line row,
@@ -122,7 +126,8 @@ async fn merchant_reports_add_up_and_are_scoped(db: TestDb) {
             "transactions",
             "units",
             "discount_eur",
-            "not_accepted_eur"
+            "not_accepted_eur",
+            "not_payable_eur"
         ]
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
@@ -722,6 +727,14 @@ async fn open_data_suppresses_small_cells(db: TestDb) {
         "no recipient in open data"
     );
 
+    let response = public("/api/v1/open-data/usage?month=2026-03&format=xml")
+        .await
+        .expect("bad format");
+    assert_eq!(response.status().as_u16(), 400);
+    assert_eq!(
+        message(&response.text().await.expect("body")),
+        "format: \"xml\" is not one of json, csv, jsonld"
+    );
     let response = public("/api/v1/open-data/usage?month=2026-3")
         .await
         .expect("bad month");

@@ -60,6 +60,9 @@ struct PacketAnswer {
     acked_through: u64,
     #[serde(default)]
     records: Vec<RecordOutcome>,
+    /// Earlier held records whose gap this packet filled, with their final outcome.
+    #[serde(default)]
+    resolved: Vec<RecordOutcome>,
 }
 
 #[derive(Deserialize)]
@@ -178,6 +181,7 @@ impl Syncer {
             for record in answer
                 .records
                 .iter()
+                .chain(&answer.resolved)
                 .filter(|record| record.outcome == "flagged")
             {
                 // Flagged records are stored by central as evidence; the

@@ -605,6 +605,7 @@ async fn hostile_uploads_of_the_agents_records_lose_nothing(database_url: Option
         .upload(&key, &terminal, packet(vec![r(4)], now).to_json())
         .await;
     assert_eq!(outcomes(&answer), answers(&[(4, "held", None)]));
+    assert_eq!(answer["resolved"], json!([]), "{answer}");
     assert_eq!(answer["acked_through"], 2, "3 is missing");
     let held = records_by_seq(central, &terminal).await;
     assert_eq!(held[&4]["outcome"], "held");
@@ -613,6 +614,11 @@ async fn hostile_uploads_of_the_agents_records_lose_nothing(database_url: Option
         .upload(&key, &terminal, packet(vec![r(3)], now).to_json())
         .await;
     assert_eq!(outcomes(&answer), answers(&[(3, "accepted", None)]));
+    assert_eq!(
+        answer["resolved"],
+        json!([{"seq": 4, "outcome": "accepted"}]),
+        "the packet that fills the gap answers for the held record: {answer}"
+    );
     assert_eq!(answer["acked_through"], 4, "the gap is filled");
     let stored = records_by_seq(central, &terminal).await;
     assert_eq!(stored[&3]["outcome"], "accepted");
@@ -717,6 +723,13 @@ async fn hostile_uploads_of_the_agents_records_lose_nothing(database_url: Option
         fork_list(central).await,
         [(3, fork.hash().to_hex()), (6, genuine_six.hash().to_hex())],
         "the first fork is still there, and the till's genuine record 6 is kept, not lost"
+    );
+    // The till's operator learns that central did not take record 6.
+    let log = site.agent.log_text();
+    assert!(
+        log.lines()
+            .any(|line| line.contains("central flagged a record") && line.contains("fork")),
+        "the agent warns about its flagged record:\n{log}"
     );
 }
 

@@ -756,7 +756,7 @@ async fn validator_taps_offline_reach_central() {
     let lights = tempfile::NamedTempFile::new().expect("indicator file");
     let lights_path = lights.path().to_str().expect("UTF-8 path").to_owned();
     let validator_toml = format!(
-        "[terminal]\nmode = \"validator\"\n\n[validator]\nfare = {{ sku = \"RIDE\", category = \"transport.bus\", unit_price = \"1.20\" }}\nindicator_command = [\"/bin/sh\", \"-c\", \"echo \\\"$0 $1\\\" >> {lights_path}\"]\n"
+        "[terminal]\nmode = \"validator\"\n\n[validator]\nfare = {{ sku = \"RIDE\", category = \"transport.bus\", unit_price = \"1.20\" }}\nindicator_command = [\"/bin/sh\", \"-c\", \"echo \\\"$1 $2\\\" >> \\\"$0\\\"\", {lights_path:?}]\n"
     );
     let mut site = Site::new(None, &validator_toml);
     let central = &site.central;

@@ -75,6 +75,19 @@ static RUN_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// decisions and raises flags.
 pub async fn run(store: &dyn Store, now: Timestamp) -> Result<RunReport, LedgerError> {
     let _guard = RUN_LOCK.lock().await;
+    Ok(run_locked(store, now).await?.report)
+}
+
+/// What a run leaves for settlement: the benefits and every usage line
+/// with its current decision, aligned.
+struct Reconciled {
+    report: RunReport,
+    benefits: Vec<Benefit>,
+    records: Vec<UsageRecord>,
+    decisions: Vec<Decision>,
+}
+
+async fn run_locked(store: &dyn Store, now: Timestamp) -> Result<Reconciled, LedgerError> {
     let mut report = RunReport::default();
     let benefits: Vec<Benefit> = store
         .benefits(None)
@@ -142,7 +155,13 @@ pub async fn run(store: &dyn Store, now: Timestamp) -> Result<RunReport, LedgerE
 
     let flag_rows = detector_flags(store, &records, &reconciliation.decisions, now).await?;
     report.flags_raised += store.raise_flags(flag_rows).await?;
-    Ok(report)
+    drop(by_id);
+    Ok(Reconciled {
+        report,
+        benefits,
+        records,
+        decisions: reconciliation.decisions,
+    })
 }
 
 /// Whether a record counts toward usage and payment: accepted and not
@@ -434,28 +453,19 @@ pub async fn issue(
     provider: Option<&str>,
     now: Timestamp,
 ) -> Result<Vec<StoredSettlement>, LedgerError> {
-    run(store, now).await?;
     let _guard = RUN_LOCK.lock().await;
-    let benefits: Vec<Benefit> = store
-        .benefits(None)
-        .await?
-        .into_iter()
-        .map(|stored| stored.benefit)
-        .collect();
-    let known: HashSet<&str> = benefits.iter().map(|b| b.id.as_str()).collect();
-    let mut records = Vec::new();
-    let mut decisions = Vec::new();
-    for usage in store.ledger_usage().await? {
-        if !known.contains(usage.line.record.benefit.as_str())
-            || provider.is_some_and(|p| p != usage.line.record.provider)
-        {
-            continue;
-        }
-        let Some(decision) = usage.decision else {
-            continue; // taken in after the run: the next settlement has it
-        };
-        records.push(usage.line.record);
-        decisions.push(decision);
+    let Reconciled {
+        benefits,
+        mut records,
+        mut decisions,
+        ..
+    } = run_locked(store, now).await?;
+    if let Some(provider) = provider {
+        let keep: Vec<bool> = records.iter().map(|r| r.provider == provider).collect();
+        let mut flags = keep.iter();
+        records.retain(|_| flags.next().copied().unwrap_or(false));
+        let mut flags = keep.iter();
+        decisions.retain(|_| flags.next().copied().unwrap_or(false));
     }
     let issued: Vec<Settlement> = store
         .all_settlements()
@@ -555,4 +565,145 @@ fn notifier(state: &AppState, debounce: Duration) -> Arc<Notify> {
         }
     });
     notify
+}
+
+/// Why a flag decision was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DecideError {
+    #[error("flag {0:?} not found")]
+    NotFound(String),
+    /// Who or the note is missing.
+    #[error("{0}")]
+    Incomplete(String),
+    /// An illegal transition, or the flag changed meanwhile.
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+/// Applies a decision to a flag (a pure transition, then one store
+/// transaction that refuses when someone decided meanwhile). `role` says
+/// which kind of token or operator decided, beside `who`.
+pub async fn decide(
+    store: &dyn Store,
+    flag: &FlagRow,
+    to: FlagState,
+    who: &str,
+    role: &str,
+    note: &str,
+    now: Timestamp,
+) -> Result<(), DecideError> {
+    let next = flags::transition(&flag.flag, to, who, now, note).map_err(|err| match err {
+        flags::TransitionError::NoActor { .. } | flags::TransitionError::NoNote { .. } => {
+            DecideError::Incomplete(err.to_string())
+        }
+        _ => DecideError::Conflict(err.to_string()),
+    })?;
+    let entry = next.trail.last().cloned().ok_or_else(|| {
+        DecideError::Store(StoreError::Other("transition left no audit entry".into()))
+    })?;
+    store
+        .decide_flag(&crate::store::ledger::FlagDecision {
+            id: flag.flag.id.clone(),
+            from: flag.flag.state,
+            step: flag.flag.trail.len() as u64 + 1,
+            entry,
+            role: role.to_owned(),
+        })
+        .await
+        .map_err(|err| match err {
+            StoreError::Conflict(message) => DecideError::Conflict(message),
+            StoreError::NotFound(what) => DecideError::NotFound(what),
+            other => DecideError::Store(other),
+        })
+}
+
+/// A merchant's or provider's invoice details as stored (JSON).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvoiceDetails {
+    pub party: crate::einvoice::Party,
+    /// The merchant's account (merchants only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iban: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bic: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_days: Option<u16>,
+    /// The provider's own reference for its books (providers only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buyer_reference: Option<String>,
+}
+
+/// Why an invoice could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum InvoiceError {
+    #[error("{0}")]
+    NoDocument(String),
+    /// The merchant or provider has no usable invoice details.
+    #[error("{0}")]
+    Details(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+async fn invoice_details(
+    store: &dyn Store,
+    role: &str,
+    id: &str,
+) -> Result<InvoiceDetails, InvoiceError> {
+    let text = store.invoice_party(role, id).await?.ok_or_else(|| {
+        InvoiceError::Details(format!(
+            "{role} {id:?} has no invoice details yet: PUT /api/v1/invoice-details/{role}/{id}"
+        ))
+    })?;
+    serde_json::from_str(&text).map_err(|err| {
+        InvoiceError::Store(StoreError::Other(format!(
+            "stored invoice details of {role} {id}: {err}"
+        )))
+    })
+}
+
+/// One document of an issued settlement as UBL XML (`document`: its id;
+/// the first document when `None`).
+pub async fn render_invoice(
+    store: &dyn Store,
+    stored: &StoredSettlement,
+    document: Option<&str>,
+) -> Result<String, InvoiceError> {
+    let settlement = &stored.settlement;
+    let found = match document {
+        Some(id) => settlement.documents.iter().find(|d| d.id == id),
+        None => settlement.documents.first(),
+    }
+    .ok_or_else(|| {
+        InvoiceError::NoDocument(format!(
+            "document {:?} of settlement {}: it has {:?}",
+            document.unwrap_or(""),
+            settlement.number,
+            settlement
+                .documents
+                .iter()
+                .map(|d| d.id.as_str())
+                .collect::<Vec<_>>()
+        ))
+    })?;
+    let seller = invoice_details(store, "merchant", &settlement.merchant).await?;
+    let buyer = invoice_details(store, "provider", &settlement.provider).await?;
+    let context = crate::einvoice::InvoiceContext {
+        iban: seller.iban.clone().ok_or_else(|| {
+            InvoiceError::Details(format!(
+                "merchant {:?}: invoice details have no iban",
+                settlement.merchant
+            ))
+        })?,
+        bic: seller.bic.clone(),
+        payment_days: seller.payment_days.unwrap_or(30),
+        buyer_reference: buyer.buyer_reference.clone(),
+        seller: seller.party,
+        buyer: buyer.party,
+    };
+    crate::einvoice::render(settlement, found, &context)
+        .map_err(|err| InvoiceError::Details(err.to_string()))
 }

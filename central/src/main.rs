@@ -16,6 +16,7 @@ use shared::wire::record::CredentialKind;
 use central::http::staff;
 use central::import::{self, Format, Kind};
 use central::keys::{random_token, secret_hash};
+use central::reconcile::flags::FlagState;
 use central::store::{Group, Party, Role, Token};
 use central::{AppState, Config};
 
@@ -129,6 +130,73 @@ enum Command {
     Key {
         #[command(subcommand)]
         command: KeyCommand,
+    },
+    /// Reconcile now: take in new records, decide every usage line, raise flags
+    /// (a running server does this by itself after ingestion).
+    Reconcile,
+    /// Issue the settlements of a month (docs/settlements.md).
+    Settle {
+        /// The month, `2026-03`.
+        #[arg(long)]
+        period: String,
+        /// Only this provider's settlements.
+        #[arg(long)]
+        provider: Option<String>,
+    },
+    /// Fraud and integrity flags.
+    Flags {
+        #[command(subcommand)]
+        command: FlagsCommand,
+    },
+    /// Issued settlements and their e-invoices.
+    Settlement {
+        #[command(subcommand)]
+        command: SettlementCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum FlagsCommand {
+    /// List flags, oldest first.
+    List {
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        provider: Option<String>,
+        #[arg(long)]
+        merchant: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Accept, reject or reopen a flag; recorded in its audit trail.
+    Decide {
+        id: String,
+        /// `accept`, `reject` or `reopen`.
+        #[arg(long)]
+        decision: String,
+        /// Who decides (recorded in the audit trail).
+        #[arg(long)]
+        who: String,
+        #[arg(long)]
+        note: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SettlementCommand {
+    /// List issued settlements.
+    List {
+        #[arg(long)]
+        period: Option<String>,
+    },
+    /// Print a settlement exactly as issued (JSON).
+    Show { number: String },
+    /// Print a UBL invoice or credit note of a settlement.
+    Invoice {
+        number: String,
+        /// The document id (`{number}-V`, `-VC`, `-O`, `-OC`); the first by default.
+        #[arg(long)]
+        document: Option<String>,
     },
 }
 
@@ -279,6 +347,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 data = %cli.data.display(),
                 "central serving HTTPS"
             );
+            // Reconcile what was ingested before the last stop, then after each burst of packets.
+            central::ledger::spawn(&state, central::ledger::DEBOUNCE);
             central::serve(state, listener, shutdown_signal()).await?;
             tracing::info!("central stopped");
         }
@@ -527,8 +597,170 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let key_id = central::keys::rotate_signing_key(&cli.data)?;
             println!("new signing key {key_id} is current; restart central to use it");
         }
+        Command::Reconcile => {
+            let state = open(&cli, &[]).await?;
+            let report = central::ledger::run(state.store.as_ref(), state.clock.now()).await?;
+            println!(
+                "took in {} records; {} usage lines, {} decisions changed, {} new flags",
+                report.records_taken_in,
+                report.usage_lines,
+                report.decisions_changed,
+                report.flags_raised
+            );
+        }
+        Command::Settle { period, provider } => {
+            let state = open(&cli, &[]).await?;
+            let period = central::ledger::parse_month(period).map_err(anyhow::Error::msg)?;
+            let issued = central::ledger::issue(
+                state.store.as_ref(),
+                period,
+                provider.as_deref(),
+                state.clock.now(),
+            )
+            .await?;
+            if issued.is_empty() {
+                println!("nothing to settle for {}", period.label());
+            }
+            for stored in issued {
+                let s = &stored.settlement;
+                println!(
+                    "{}\t{}\t{}\t{} EUR\t{}",
+                    s.number,
+                    s.creditor_reference.print_format(),
+                    s.documents
+                        .iter()
+                        .map(|d| d.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    s.total,
+                    stored.fingerprint
+                );
+            }
+        }
+        Command::Flags {
+            command:
+                FlagsCommand::List {
+                    state: flag_state,
+                    provider,
+                    merchant,
+                    limit,
+                },
+        } => {
+            let state = open(&cli, &[]).await?;
+            let flag_state = flag_state.as_deref().map(parse_flag_state).transpose()?;
+            let rows = state
+                .store
+                .flags(&central::store::ledger::FlagFilter {
+                    provider: provider.clone(),
+                    merchant: merchant.clone(),
+                    state: flag_state,
+                    kind: None,
+                    limit: *limit,
+                })
+                .await?;
+            for row in rows {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    row.flag.id,
+                    row.flag.kind.as_str(),
+                    row.flag.state.as_str(),
+                    row.flag.raised_at,
+                    serde_json::to_string(&row.flag.subject)?
+                );
+            }
+        }
+        Command::Flags {
+            command:
+                FlagsCommand::Decide {
+                    id,
+                    decision,
+                    who,
+                    note,
+                },
+        } => {
+            let state = open(&cli, &[]).await?;
+            let to = match decision.as_str() {
+                "accept" => FlagState::Accepted,
+                "reject" => FlagState::Rejected,
+                "reopen" => FlagState::Open,
+                other => anyhow::bail!("--decision {other:?}: expected accept, reject or reopen"),
+            };
+            let row = state
+                .store
+                .flag(id)
+                .await?
+                .with_context(|| format!("flag {id:?} not found"))?;
+            central::ledger::decide(
+                state.store.as_ref(),
+                &row,
+                to,
+                who,
+                "operator",
+                note,
+                state.clock.now(),
+            )
+            .await?;
+            println!("flag {id} is {}", to.as_str());
+        }
+        Command::Settlement {
+            command: SettlementCommand::List { period },
+        } => {
+            let state = open(&cli, &[]).await?;
+            let rows = state
+                .store
+                .settlements(&central::store::ledger::SettlementFilter {
+                    period: period.clone(),
+                    ..Default::default()
+                })
+                .await?;
+            for row in rows {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    row.number,
+                    row.period,
+                    row.provider,
+                    row.merchant,
+                    shared::money::Money::from_cents(row.total_cents),
+                    row.creditor_reference
+                );
+            }
+        }
+        Command::Settlement {
+            command: SettlementCommand::Show { number },
+        } => {
+            let state = open(&cli, &[]).await?;
+            let stored = state
+                .store
+                .settlement(number)
+                .await?
+                .with_context(|| format!("settlement {number:?} not found"))?;
+            println!("{}", stored.document);
+        }
+        Command::Settlement {
+            command: SettlementCommand::Invoice { number, document },
+        } => {
+            let state = open(&cli, &[]).await?;
+            let stored = state
+                .store
+                .settlement(number)
+                .await?
+                .with_context(|| format!("settlement {number:?} not found"))?;
+            let xml =
+                central::ledger::render_invoice(state.store.as_ref(), &stored, document.as_deref())
+                    .await?;
+            print!("{xml}");
+        }
     }
     Ok(())
+}
+
+fn parse_flag_state(text: &str) -> anyhow::Result<FlagState> {
+    match text {
+        "open" => Ok(FlagState::Open),
+        "accepted" => Ok(FlagState::Accepted),
+        "rejected" => Ok(FlagState::Rejected),
+        other => anyhow::bail!("--state {other:?}: expected open, accepted or rejected"),
+    }
 }
 
 async fn ensure_provider(state: &AppState, provider: &str) -> anyhow::Result<()> {

@@ -17,11 +17,10 @@ use shared::money::Money;
 use shared::validate::is_valid_id;
 
 use super::{parse_json, ApiError, Staff};
-use crate::einvoice::{self, InvoiceContext};
 use crate::ledger;
-use crate::reconcile::flags::{self, AuditEntry, FlagKind, FlagState};
+use crate::reconcile::flags::{self, FlagKind, FlagState};
 use crate::reconcile::{Conflict, OverusePolicy};
-use crate::store::ledger::{FlagDecision, FlagFilter, FlagRow, SettlementFilter};
+use crate::store::ledger::{FlagFilter, FlagRow, SettlementFilter};
 use crate::store::Role;
 use crate::AppState;
 
@@ -189,36 +188,28 @@ pub async fn decide_flag(
         ));
     }
     let row = visible_flag(&state, &staff, &id).await?;
-    let who = staff.label.clone();
-    let next = flags::transition(&row.flag, to, &who, state.clock.now(), &request.note).map_err(
-        |err| match err {
-            flags::TransitionError::NoActor { .. } | flags::TransitionError::NoNote { .. } => {
-                ApiError::bad_request("malformed", err.to_string())
-            }
-            _ => ApiError::new(StatusCode::CONFLICT, "conflict", err.to_string()),
-        },
-    )?;
-    let entry: AuditEntry = next.trail.last().cloned().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "no audit entry",
-        )
-    })?;
     let role = match &staff.role {
         Role::Admin => "admin".to_owned(),
         other => format!("{}:{}", other.kind(), other.scope().unwrap_or("")),
     };
-    state
-        .store
-        .decide_flag(&FlagDecision {
-            id: id.clone(),
-            from: row.flag.state,
-            step: row.flag.trail.len() as u64 + 1,
-            entry,
-            role,
-        })
-        .await?;
+    ledger::decide(
+        state.store.as_ref(),
+        &row,
+        to,
+        &staff.label,
+        &role,
+        &request.note,
+        state.clock.now(),
+    )
+    .await
+    .map_err(|err| match err {
+        ledger::DecideError::NotFound(what) => ApiError::not_found(what),
+        ledger::DecideError::Incomplete(message) => ApiError::bad_request("malformed", message),
+        ledger::DecideError::Conflict(message) => {
+            ApiError::new(StatusCode::CONFLICT, "conflict", message)
+        }
+        ledger::DecideError::Store(err) => err.into(),
+    })?;
     // A decision on a record changes whether it counts: reconcile again.
     ledger::ingested(&state);
     Ok(Json(visible_flag(&state, &staff, &id).await?.into()))
@@ -474,43 +465,6 @@ pub struct InvoiceQuery {
     document: Option<String>,
 }
 
-/// A merchant's or provider's invoice details as stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InvoiceDetails {
-    pub party: einvoice::Party,
-    /// The merchant's account (merchants only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iban: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bic: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub payment_days: Option<u16>,
-    /// The provider's own reference for its books (providers only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub buyer_reference: Option<String>,
-}
-
-async fn details(state: &AppState, role: &str, id: &str) -> Result<InvoiceDetails, ApiError> {
-    let text = state.store.invoice_party(role, id).await?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            "no_invoice_details",
-            format!(
-                "{role} {id:?} has no invoice details yet: PUT /api/v1/invoice-details/{role}/{id}"
-            ),
-        )
-    })?;
-    serde_json::from_str(&text).map_err(|err| {
-        tracing::error!(error = %err, role, id, "stored invoice details");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error (logged)",
-        )
-    })
-}
-
 /// `GET /api/v1/settlements/{number}/invoice.xml[?document=ID]`: a UBL
 /// invoice or credit note of the settlement (the first by default).
 pub async fn invoice_xml(
@@ -520,44 +474,15 @@ pub async fn invoice_xml(
     Query(query): Query<InvoiceQuery>,
 ) -> Result<Response, ApiError> {
     let stored = visible_settlement(&state, &staff, &number).await?;
-    let settlement = &stored.settlement;
-    let document = match &query.document {
-        Some(id) => settlement.documents.iter().find(|d| &d.id == id),
-        None => settlement.documents.first(),
-    }
-    .ok_or_else(|| {
-        ApiError::not_found(format!(
-            "document {:?} of settlement {number}: it has {:?}",
-            query.document.as_deref().unwrap_or(""),
-            settlement
-                .documents
-                .iter()
-                .map(|d| d.id.as_str())
-                .collect::<Vec<_>>()
-        ))
-    })?;
-    let seller = details(&state, "merchant", &settlement.merchant).await?;
-    let buyer = details(&state, "provider", &settlement.provider).await?;
-    let context = InvoiceContext {
-        iban: seller.iban.clone().ok_or_else(|| {
-            ApiError::new(
-                StatusCode::CONFLICT,
-                "no_invoice_details",
-                format!(
-                    "merchant {:?}: invoice details have no iban",
-                    settlement.merchant
-                ),
-            )
-        })?,
-        bic: seller.bic.clone(),
-        payment_days: seller.payment_days.unwrap_or(30),
-        buyer_reference: buyer.buyer_reference.clone(),
-        seller: seller.party,
-        buyer: buyer.party,
-    };
-    let xml = einvoice::render(settlement, document, &context).map_err(|err| {
-        ApiError::new(StatusCode::CONFLICT, "bad_invoice_details", err.to_string())
-    })?;
+    let xml = ledger::render_invoice(state.store.as_ref(), &stored, query.document.as_deref())
+        .await
+        .map_err(|err| match err {
+            ledger::InvoiceError::NoDocument(message) => ApiError::not_found(message),
+            ledger::InvoiceError::Details(message) => {
+                ApiError::new(StatusCode::CONFLICT, "no_invoice_details", message)
+            }
+            ledger::InvoiceError::Store(err) => err.into(),
+        })?;
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -591,7 +516,7 @@ pub async fn put_invoice_details(
             staff.role.kind()
         )));
     }
-    let details: InvoiceDetails = parse_json(&body)?;
+    let details: ledger::InvoiceDetails = parse_json(&body)?;
     if details.party.id != id {
         return Err(ApiError::bad_request(
             "malformed",

@@ -119,48 +119,48 @@ impl VerifyStore for SqliteStore {
                 ..RecordFacts::default()
             };
             {
+                // One statement per credential: its state and its
+                // recipient's entitlement versions, joined (a recipient's
+                // versions are read once, however many of its cards appear).
                 let mut credential = tx.prepare_cached(
-                    "SELECT recipient, blocked_seq FROM credentials WHERE hash = ?1",
+                    "SELECT c.recipient, c.blocked_seq, e.source, e.key, e.valid_from, e.valid_to, e.known_from
+                     FROM credentials c LEFT JOIN entitlement_versions e ON e.recipient = c.recipient
+                     WHERE c.hash = ?1",
                 )?;
                 for hash in credentials {
                     if facts.credentials.contains_key(&hash) {
                         continue;
                     }
                     let mut rows = credential.query([&hash])?;
-                    if let Some(row) = rows.next()? {
-                        let blocked: Option<i64> = row.get(1)?;
-                        facts.credentials.insert(
-                            hash,
-                            CredentialState {
-                                recipient: row.get(0)?,
-                                blocked_seq: blocked.map(seq),
-                            },
-                        );
-                    }
-                }
-                let recipients: BTreeSet<String> = facts
-                    .credentials
-                    .values()
-                    .map(|state| state.recipient.clone())
-                    .collect();
-                let mut versions = tx.prepare_cached(
-                    "SELECT source, key, valid_from, valid_to, known_from FROM entitlement_versions
-                     WHERE recipient = ?1",
-                )?;
-                for recipient in recipients {
-                    let mut found = Vec::new();
-                    let mut rows = versions.query([&recipient])?;
                     while let Some(row) = rows.next()? {
-                        let source_text: String = row.get(0)?;
-                        found.push(EntitlementVersion {
+                        let recipient: String = row.get(0)?;
+                        if !facts.credentials.contains_key(&hash) {
+                            let blocked: Option<i64> = row.get(1)?;
+                            facts.credentials.insert(
+                                hash.clone(),
+                                CredentialState {
+                                    recipient: recipient.clone(),
+                                    blocked_seq: blocked.map(seq),
+                                },
+                            );
+                        }
+                        let source_text: Option<String> = row.get(2)?;
+                        let versions = facts.entitlements.entry(recipient).or_default();
+                        let Some(source_text) = source_text else {
+                            continue;
+                        };
+                        let version = EntitlementVersion {
                             source: source(&source_text)?,
-                            key: row.get(1)?,
-                            valid_from: date(row.get(2)?)?,
-                            valid_to: date(row.get(3)?)?,
-                            known_from: seq(row.get(4)?),
-                        });
+                            key: row.get(3)?,
+                            valid_from: date(row.get(4)?)?,
+                            valid_to: date(row.get(5)?)?,
+                            known_from: seq(row.get(6)?),
+                        };
+                        // Two cards of one recipient bring its versions twice.
+                        if !versions.contains(&version) {
+                            versions.push(version);
+                        }
                     }
-                    facts.entitlements.insert(recipient, found);
                 }
                 let mut benefit_groups = tx.prepare_cached(
                     "SELECT groups, known_from FROM benefit_groups_versions WHERE benefit = ?1",

@@ -74,6 +74,10 @@ pub struct DemoReport {
     pub enrolment_codes: Vec<(String, String, String)>,
     /// A few card UIDs to tap at a demo till, with what they are.
     pub sample_cards: Vec<(String, String)>,
+    /// Settlements issued for the last complete month: number and total.
+    pub settlements: Vec<(String, String)>,
+    /// Flags the reconciliation run raised.
+    pub flags: u64,
 }
 
 impl fmt::Display for DemoReport {
@@ -94,6 +98,10 @@ impl fmt::Display for DemoReport {
         }
         for (uid, what) in &self.sample_cards {
             writeln!(f, "card {uid}: {what}")?;
+        }
+        writeln!(f, "reconciliation raised {} flags", self.flags)?;
+        for (number, total) in &self.settlements {
+            writeln!(f, "settlement {number}: {total} EUR")?;
         }
         Ok(())
     }
@@ -583,7 +591,126 @@ pub async fn fill(state: &AppState, options: &DemoOptions) -> Result<DemoReport,
             format!("blocked (lost card), recipient {}", person.id),
         ));
     }
+    // Reconcile the month across terminals and settle the last complete
+    // month, as an operator would, so that a fresh demo shows flags,
+    // settlements and e-invoices.
+    report.flags = crate::ledger::run(store.as_ref(), now)
+        .await
+        .map_err(|err| DemoError(err.to_string()))?
+        .flags_raised;
+    for (role, details) in invoice_details() {
+        let text = serde_json::to_string(&details).map_err(|err| DemoError(err.to_string()))?;
+        store
+            .set_invoice_party(role, &details.party.id, &text)
+            .await?;
+    }
+    let last_month = today.first_of_month().yesterday().unwrap_or(today);
+    let period = crate::settlement::SettlementPeriod::month(last_month.year(), last_month.month())
+        .map_err(|err| DemoError(err.to_string()))?;
+    for stored in crate::ledger::issue(store.as_ref(), period, None, now)
+        .await
+        .map_err(|err| DemoError(err.to_string()))?
+    {
+        report.settlements.push((
+            stored.settlement.number.clone(),
+            stored.settlement.total.to_string(),
+        ));
+    }
     Ok(report)
+}
+
+/// Invoice details of the demo's merchants and providers (made-up
+/// registration numbers, a valid demo IBAN).
+fn invoice_details() -> Vec<(&'static str, crate::ledger::InvoiceDetails)> {
+    use crate::einvoice::{Address, EndpointScheme, Party as InvoiceParty};
+    let party =
+        |id: &str, name: &str, registration: &str, street: &str, city: &str, postal: &str| {
+            InvoiceParty {
+                id: id.into(),
+                name: name.into(),
+                registration_number: registration.into(),
+                vat_id: Some(format!("LV{registration}")),
+                address: Address {
+                    street: street.into(),
+                    city: city.into(),
+                    postal_code: postal.into(),
+                    country: "LV".into(),
+                },
+                endpoint_scheme: EndpointScheme::LvRegistration,
+                email: None,
+            }
+        };
+    let merchant = |party: InvoiceParty| crate::ledger::InvoiceDetails {
+        party,
+        iban: Some("LV80BANK0000435195001".into()),
+        bic: Some("BANKLV22".into()),
+        payment_days: None,
+        buyer_reference: None,
+    };
+    let provider = |party: InvoiceParty| crate::ledger::InvoiceDetails {
+        party,
+        iban: None,
+        bic: None,
+        payment_days: None,
+        buyer_reference: None,
+    };
+    vec![
+        (
+            "merchant",
+            merchant(party(
+                "skolas-edinasana",
+                "SIA Skolas ēdināšana",
+                "40003000001",
+                "Brīvības iela 1",
+                "Rīga",
+                "LV-1010",
+            )),
+        ),
+        (
+            "merchant",
+            merchant(party(
+                "autobusu-parks",
+                "AS Autobusu parks",
+                "40003000002",
+                "Kleistu iela 28",
+                "Rīga",
+                "LV-1067",
+            )),
+        ),
+        (
+            "provider",
+            provider(party(
+                "riga",
+                "Rīgas valstspilsētas pašvaldība",
+                "90011524360",
+                "Rātslaukums 1",
+                "Rīga",
+                "LV-1539",
+            )),
+        ),
+        (
+            "provider",
+            provider(party(
+                "jelgava",
+                "Jelgavas valstspilsētas pašvaldība",
+                "90000042516",
+                "Lielā iela 11",
+                "Jelgava",
+                "LV-3001",
+            )),
+        ),
+        (
+            "provider",
+            provider(party(
+                "state",
+                "Valsts sociālās apdrošināšanas aģentūra",
+                "90001636522",
+                "Lāčplēša iela 70a",
+                "Rīga",
+                "LV-1011",
+            )),
+        ),
+    ]
 }
 
 fn lunch(price: &str) -> Vec<CartLine> {

@@ -1108,7 +1108,11 @@ async fn import_rows(
     progress: Option<Progress>,
 ) -> StoreResult<ImportSummary> {
     let mut summary = ImportSummary {
-        rows: rows.len() as u64,
+        // A birth date rides on its recipients line: count file lines.
+        rows: rows
+            .iter()
+            .filter(|row| !matches!(row, ImportRow::BirthDate { .. }))
+            .count() as u64,
         ..ImportSummary::default()
     };
     let mut recipients_touched: HashSet<String> = HashSet::new();

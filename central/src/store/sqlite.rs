@@ -1139,7 +1139,11 @@ fn import_rows(
     progress: Option<Progress>,
 ) -> StoreResult<ImportSummary> {
     let mut summary = ImportSummary {
-        rows: rows.len() as u64,
+        // A birth date rides on its recipients line: count file lines.
+        rows: rows
+            .iter()
+            .filter(|row| !matches!(row, ImportRow::BirthDate { .. }))
+            .count() as u64,
         ..ImportSummary::default()
     };
     let mut changed_recipients: HashSet<String> = HashSet::new();

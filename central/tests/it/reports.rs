@@ -484,6 +484,7 @@ async fn portal_shows_minor_children_until_18(db: TestDb) {
             .await
             .expect("JSON");
         assert_eq!(summary["recipients_changed"], changed, "{kind}: {summary}");
+        assert_eq!(summary["rows"], changed, "one row per file line: {summary}");
         let again: Value = import(kind, file)
             .await
             .expect("import")

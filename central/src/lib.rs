@@ -14,6 +14,9 @@
 //! - [`keys`], [`tls`]: the data directory's keys and certificates.
 //! - [`metrics`]: Prometheus counters.
 //! - [`demo`]: realistic demo data through the normal paths.
+//! - [`reports`], [`portal`]: merchant and provider reports, and the
+//!   recipient portal's view of a person, as pure functions over stored
+//!   records (served by `http::reports`, with open data from [`opendata`]).
 //! - [`reconcile`], [`settlement`], [`einvoice`], [`opendata`],
 //!   [`creditor_ref`]: reconciliation across terminals, settlements,
 //!   EN 16931 e-invoices and open data, as pure functions (not yet wired to

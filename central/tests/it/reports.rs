@@ -200,6 +200,28 @@ async fn merchant_reports_add_up_and_are_scoped(db: TestDb) {
     .await;
     assert_eq!(admin["total"]["discount"], "15.00");
 
+    // Offline overuse: a second till, unaware of the first, gives pupil 0 a
+    // second lunch on 2 March. Both are accepted (each till applied the
+    // rules to what it knew); reconciliation pays one lunch a day, so the
+    // second is given but not payable.
+    let mut second_till = world.terminal("canteen", "meal.lunch").await;
+    assert_eq!(
+        lunches(&server, &world, &mut second_till, 0..1, now()).await,
+        1
+    );
+    central::ledger::run(world.store().as_ref(), now())
+        .await
+        .expect("reconciling");
+    let daily = get_json(
+        &server,
+        "/api/v1/reports/merchant/daily?date=2026-03-02",
+        &world.canteen_token,
+    )
+    .await;
+    assert_eq!(daily["total"]["transactions"], 7);
+    assert_eq!(daily["total"]["discount"], "17.50");
+    assert_eq!(daily["total"]["not_payable"], "2.50", "{daily}");
+
     // Bad parameters: 400 saying what and where.
     for (path, expected) in [
         (

@@ -34,7 +34,7 @@ use crate::keys::{random_token, secret_hash};
 use crate::opendata::{self, SUPPRESSION_THRESHOLD};
 use crate::portal::{self, PersonalCode, RecipientFacts, Registers};
 use crate::reconcile::flags::FlagState;
-use crate::reconcile::{reconcile, Policies};
+use crate::reconcile::reconcile;
 use crate::reports::{
     report_record, LedgerFlag, MerchantReportBuilder, Period, ProviderReportBuilder, ProviderTable,
     ReportRecord, OPEN_FLAGS_MAX,
@@ -770,7 +770,9 @@ pub async fn open_data_usage(
         .into_iter()
         .map(|b| b.benefit)
         .collect();
-    let decisions = reconcile(&benefits, &Policies::new(), &records)
+    // The providers' overuse policies, as the ledger and settlements use them.
+    let policies = state.store.overuse_policies().await?;
+    let decisions = reconcile(&benefits, &policies, &records)
         .map_err(|err| internal(err.to_string()))?
         .decisions;
     let dataset = opendata::aggregate(&benefits, &records, &decisions, SUPPRESSION_THRESHOLD)

@@ -10,8 +10,8 @@
 //! Every error is `{"error": {"code", "message"}}`; a storage fault is a 500
 //! whose details go to the log, never to the client.
 
-pub mod reports;
 pub mod ledger;
+pub mod reports;
 pub mod staff;
 mod terminal;
 
@@ -118,10 +118,7 @@ pub fn app(state: AppState) -> Router {
             put(reports::put_budget),
         )
         .route("/api/v1/portal/tokens", post(reports::create_portal_token))
-        .route(
-            "/api/v1/portal/persons/{personal_code}",
-            get(reports::portal_person),
-        )
+        .route("/api/v1/portal/person", post(reports::portal_person))
         .route("/api/v1/open-data/usage", get(reports::open_data_usage))
         .route(
             "/api/v1/open-data/benefits",

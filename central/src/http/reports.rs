@@ -599,14 +599,48 @@ pub fn person_hash(credential_key: &[u8], code: &PersonalCode) -> String {
     hex::encode(context.sign().as_ref())
 }
 
-/// `GET /api/v1/portal/persons/{personal_code}`
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PortalPersonBody {
+    personal_code: String,
+}
+
+/// Refuses a body that does not say it is JSON: 415, so that a client
+/// posting a form learns why rather than reading a parse error.
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    if media.eq_ignore_ascii_case("application/json") {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        if media.is_empty() {
+            "Content-Type: required (application/json)".to_owned()
+        } else {
+            format!("Content-Type: {media:?} is not application/json")
+        },
+    ))
+}
+
+/// `POST /api/v1/portal/person` with `{"personal_code": "..."}`.
+///
+/// The code travels in the body, not the path: paths land in proxy and
+/// access logs, bodies do not.
 #[tracing::instrument(skip_all)]
 pub async fn portal_person(
     State(state): State<AppState>,
     client: PortalClient,
-    Path(code): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Result<Json<portal::PersonView>, ApiError> {
-    let code = PersonalCode::parse(&code).map_err(period_error)?;
+    require_json(&headers)?;
+    let request: PortalPersonBody = parse_json(&body)?;
+    let code = PersonalCode::parse(&request.personal_code).map_err(period_error)?;
     let now = state.clock.now();
     let person_hash = person_hash(&state.keys.credential_key, &code);
     let own = state.store.persons_by_code(&code.forms()).await?;

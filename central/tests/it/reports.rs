@@ -33,6 +33,25 @@ async fn get_json(server: &Server, path: &str, token: &str) -> Value {
     serde_json::from_str(&body).expect("JSON answer")
 }
 
+/// Asks the person view for `code`, as the state portal does: the code in
+/// a JSON body, never in the URL.
+async fn person(server: &Server, code: &str, token: &str) -> (u16, String) {
+    let response = server
+        .staff(Method::POST, "/api/v1/portal/person", token)
+        .json(&serde_json::json!({ "personal_code": code }))
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("body"))
+}
+
+async fn person_json(server: &Server, code: &str, token: &str) -> Value {
+    let (status, body) = person(server, code, token).await;
+    assert_eq!(status, 200, "person {code}: {body}");
+    serde_json::from_str(&body).expect("JSON answer")
+}
+
 fn message(body: &str) -> String {
     let value: Value = serde_json::from_str(body).expect("JSON error");
     value["error"]["message"]
@@ -535,12 +554,7 @@ async fn portal_shows_minor_children_until_18(db: TestDb) {
     let (status, _) = get(&server, "/api/v1/portal/tokens", &world.riga_token).await;
     assert_eq!(status, 405, "tokens are only created");
 
-    let view = get_json(
-        &server,
-        "/api/v1/portal/persons/010180-10001",
-        &portal_token,
-    )
-    .await;
+    let view = person_json(&server, "010180-10001", &portal_token).await;
     assert_eq!(view["name"], "Anna Ozola");
     assert_eq!(view["benefits"], serde_json::json!([]));
     let children = view["children"].as_array().expect("children");
@@ -574,34 +588,55 @@ async fn portal_shows_minor_children_until_18(db: TestDb) {
         "no recipient reference reaches the portal: {view}"
     );
     // The same code without its dash finds the same person.
-    let plain = get_json(&server, "/api/v1/portal/persons/01018010001", &portal_token).await;
+    let plain = person_json(&server, "01018010001", &portal_token).await;
     assert_eq!(plain["children"], view["children"]);
 
     // Errors and crossing roles.
-    let (status, body) = get(&server, "/api/v1/portal/persons/0101-80", &portal_token).await;
+    let (status, body) = person(&server, "0101-80", &portal_token).await;
     assert_eq!(status, 400);
     assert!(
         message(&body).starts_with("personal_code: must be 11 digits"),
         "{body}"
     );
-    let (status, body) = get(
-        &server,
-        "/api/v1/portal/persons/010101-99999",
-        &portal_token,
-    )
-    .await;
+    let (status, body) = person(&server, "010101-99999", &portal_token).await;
     assert_eq!(status, 404);
     assert_eq!(
         message(&body),
         "no person with this personal code is registered"
     );
+    let (status, _) = person(&server, "010180-10001", &world.admin_token).await;
+    assert_eq!(status, 403, "a staff token cannot read the person view");
+    // The code never travels in the URL: the old path is gone.
     let (status, _) = get(
         &server,
         "/api/v1/portal/persons/010180-10001",
-        &world.admin_token,
+        &portal_token,
     )
     .await;
-    assert_eq!(status, 403, "a staff token cannot read the person view");
+    assert_eq!(status, 404, "no route takes the code in its path");
+    // A body that is not JSON, or carries more than the code, is refused
+    // with a message saying why.
+    let response = server
+        .staff(Method::POST, "/api/v1/portal/person", &portal_token)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("personal_code=010180-10001")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 415);
+    assert_eq!(
+        message(&response.text().await.expect("body")),
+        "Content-Type: \"application/x-www-form-urlencoded\" is not application/json"
+    );
+    let response = server
+        .staff(Method::POST, "/api/v1/portal/person", &portal_token)
+        .json(&serde_json::json!({"personal_code": "010180-10001", "name": "Anna"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 400);
+    let text = response.text().await.expect("body");
+    assert!(message(&text).contains("unknown field `name`"), "{text}");
     let (status, _) = get(
         &server,
         "/api/v1/reports/merchant/daily?date=2026-03-02&merchant=canteen",
@@ -632,7 +667,7 @@ async fn portal_shows_minor_children_until_18(db: TestDb) {
     )
     .expect("second state");
     let later = Server::start(tomorrow).await;
-    let view = get_json(&later, "/api/v1/portal/persons/010180-10001", &portal_token).await;
+    let view = person_json(&later, "010180-10001", &portal_token).await;
     assert_eq!(view["children"], serde_json::json!([]), "{view}");
     later.stop().await;
     server.stop().await;

@@ -119,7 +119,12 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/portal/tokens", post(reports::create_portal_token))
         .route("/api/v1/portal/person", post(reports::portal_person))
-        .route("/api/v1/open-data/usage", get(reports::open_data_usage))
+        .route(
+            "/api/v1/open-data/usage",
+            get(reports::open_data_usage).layer(axum::Extension(reports::OpenDataGate::new(
+                reports::OPEN_DATA_COMPUTE_MAX,
+            ))),
+        )
         .route(
             "/api/v1/open-data/benefits",
             get(reports::open_data_benefits),

@@ -755,10 +755,83 @@ async fn facts_of(
 
 // --- open data -----------------------------------------------------------------
 
+/// At most this many months' open data are computed at once: the page is
+/// public, and a burst of requests for many months must leave the store
+/// and the CPU to ingestion.
+pub const OPEN_DATA_COMPUTE_MAX: usize = 2;
+
+/// At most this many months are kept computed in memory (the oldest month
+/// leaves first).
+const OPEN_DATA_MONTHS_CACHED_MAX: usize = 120;
+
+/// What a month's open data was computed from, and the result.
+struct CachedMonth {
+    /// Accepted records in the month when it was computed
+    /// ([`crate::store::people::PeopleStore::accepted_in_period`]).
+    accepted: u64,
+    benefits: Vec<Benefit>,
+    policies: crate::reconcile::Policies,
+    dataset: std::sync::Arc<opendata::OpenDataset>,
+}
+
+/// The open data usage endpoint's cache and compute limit, one per router.
+///
+/// A cached month is served while the month's count of accepted records,
+/// the benefits and the overuse policies are what it was computed from.
+/// Accepted records are only ever added, so a late arrival (a terminal
+/// syncing days later, or a held record resolved as accepted) changes the
+/// count and the month is computed again; ingestion need not know about
+/// this cache.
+#[derive(Clone)]
+pub struct OpenDataGate {
+    months: std::sync::Arc<std::sync::Mutex<HashMap<String, CachedMonth>>>,
+    compute: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl OpenDataGate {
+    pub fn new(compute_max: usize) -> OpenDataGate {
+        OpenDataGate {
+            months: Default::default(),
+            compute: std::sync::Arc::new(tokio::sync::Semaphore::new(compute_max)),
+        }
+    }
+
+    fn months(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedMonth>> {
+        // A panic while holding the lock leaves only whole entries behind.
+        self.months
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn cached(
+        &self,
+        month: &str,
+        accepted: u64,
+        benefits: &[Benefit],
+        policies: &crate::reconcile::Policies,
+    ) -> Option<std::sync::Arc<opendata::OpenDataset>> {
+        self.months()
+            .get(month)
+            .filter(|c| c.accepted == accepted && c.benefits == benefits && c.policies == *policies)
+            .map(|c| std::sync::Arc::clone(&c.dataset))
+    }
+
+    fn store(&self, month: String, entry: CachedMonth) {
+        let mut months = self.months();
+        if months.len() >= OPEN_DATA_MONTHS_CACHED_MAX && !months.contains_key(&month) {
+            if let Some(oldest) = months.keys().min().cloned() {
+                months.remove(&oldest);
+            }
+        }
+        months.insert(month, entry);
+    }
+}
+
 /// `GET /api/v1/open-data/usage?month=YYYY-MM&format=csv|json|jsonld[&table=cells|totals]`
 #[tracing::instrument(skip_all)]
 pub async fn open_data_usage(
     State(state): State<AppState>,
+    axum::Extension(gate): axum::Extension<OpenDataGate>,
     headers: HeaderMap,
     Query(params): Query<Params>,
 ) -> Result<Response, ApiError> {
@@ -789,14 +862,22 @@ pub async fn open_data_usage(
             ))
         }
     };
-    let mut rows = Vec::new();
-    let query = period_query(period)?;
-    each_raw(&state, query, |row| {
-        rows.push(row);
-    })
-    .await?;
-    let records = opendata::usage_records(&rows).map_err(|err| internal(err.to_string()))?;
-    drop(rows);
+    let month = period.label();
+    // A month that has not begun has no usage: refuse it rather than let
+    // a public client make the store scan for nothing.
+    let zone = jiff::tz::TimeZone::get(crate::reports::REPORT_ZONE)
+        .map_err(|err| internal(err.to_string()))?;
+    let this_month = state.clock.now().to_zoned(zone).date().first_of_month();
+    if period.first_day() > this_month {
+        return Err(ApiError::bad_request(
+            "malformed",
+            format!(
+                "month: {month} has not begun (open data covers months up to {})",
+                &this_month.to_string()[..7]
+            ),
+        ));
+    }
+    let (from, to) = period.bounds().map_err(|err| internal(err.to_string()))?;
     let benefits: Vec<Benefit> = state
         .store
         .benefits(None)
@@ -806,28 +887,40 @@ pub async fn open_data_usage(
         .collect();
     // The providers' overuse policies, as the ledger and settlements use them.
     let policies = state.store.overuse_policies().await?;
-    let decisions = reconcile(&benefits, &policies, &records)
-        .map_err(|err| internal(err.to_string()))?
-        .decisions;
-    let dataset = opendata::aggregate(&benefits, &records, &decisions, SUPPRESSION_THRESHOLD)
-        .map_err(|err| internal(err.to_string()))?;
-    // A record near the month's edge may land in the neighbouring month
-    // in a benefit's own zone; publish only the month asked for.
-    let month = period.label();
-    let dataset = opendata::OpenDataset {
-        threshold: dataset.threshold,
-        cells: dataset
-            .cells
-            .into_iter()
-            .filter(|c| c.month == month)
-            .collect(),
-        totals: dataset
-            .totals
-            .into_iter()
-            .filter(|t| t.month == month)
-            .collect(),
+    // Counted before the records are read: a record accepted in between is
+    // in the dataset but not in the count, so the next request recomputes
+    // once more; never the other way round.
+    let accepted = state.store.accepted_in_period(from, to).await?;
+    let (dataset, cache_status) = match gate.cached(&month, accepted, &benefits, &policies) {
+        Some(dataset) => (dataset, "central; hit"),
+        None => {
+            let Ok(_permit) = gate.compute.clone().try_acquire_owned() else {
+                let mut busy = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "open data: other months are being computed; retry in a few seconds",
+                )
+                .into_response();
+                busy.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                return Ok(busy);
+            };
+            let dataset = std::sync::Arc::new(
+                month_dataset(&state, period, &month, &benefits, &policies).await?,
+            );
+            gate.store(
+                month.clone(),
+                CachedMonth {
+                    accepted,
+                    benefits,
+                    policies,
+                    dataset: std::sync::Arc::clone(&dataset),
+                },
+            );
+            (dataset, "central; fwd=miss; stored")
+        }
     };
-    Ok(match format {
+    let mut response = match format {
         None => {
             let base = base_url(&headers);
             let body = opendata::usage_cube_jsonld(&base, &month, &dataset);
@@ -850,6 +943,50 @@ pub async fn open_data_usage(
             )),
         ),
         Some(_) => typed("application/json", dataset.to_json(), None),
+    };
+    // RFC 9211: whether this answer was computed now or served from memory.
+    response.headers_mut().insert(
+        header::HeaderName::from_static("cache-status"),
+        HeaderValue::from_static(cache_status),
+    );
+    Ok(response)
+}
+
+/// Reads, reconciles and aggregates one month: the expensive part.
+async fn month_dataset(
+    state: &AppState,
+    period: Period,
+    month: &str,
+    benefits: &[Benefit],
+    policies: &crate::reconcile::Policies,
+) -> Result<opendata::OpenDataset, ApiError> {
+    let mut rows = Vec::new();
+    let query = period_query(period)?;
+    each_raw(state, query, |row| {
+        rows.push(row);
+    })
+    .await?;
+    let records = opendata::usage_records(&rows).map_err(|err| internal(err.to_string()))?;
+    drop(rows);
+    let decisions = reconcile(benefits, policies, &records)
+        .map_err(|err| internal(err.to_string()))?
+        .decisions;
+    let dataset = opendata::aggregate(benefits, &records, &decisions, SUPPRESSION_THRESHOLD)
+        .map_err(|err| internal(err.to_string()))?;
+    // A record near the month's edge may land in the neighbouring month
+    // in a benefit's own zone; publish only the month asked for.
+    Ok(opendata::OpenDataset {
+        threshold: dataset.threshold,
+        cells: dataset
+            .cells
+            .into_iter()
+            .filter(|c| c.month == month)
+            .collect(),
+        totals: dataset
+            .totals
+            .into_iter()
+            .filter(|t| t.month == month)
+            .collect(),
     })
 }
 

@@ -81,6 +81,13 @@ pub struct PortalAccess {
 pub trait PeopleStore: Send + Sync + 'static {
     /// One page of records in a period (see [`PeriodQuery`]).
     async fn records_in_period(&self, query: &PeriodQuery) -> StoreResult<PeriodPage>;
+    /// How many `accepted` records lie in the period (widened by a second
+    /// on each side, as [`PeopleStore::records_in_period`] reads it).
+    /// Records are only ever added and an `accepted` record never changes
+    /// outcome (only `held` ones are resolved), so the accepted set of a
+    /// period only grows: an unchanged count means an unchanged set. Open
+    /// data uses it to know whether its cached answer still holds.
+    async fn accepted_in_period(&self, from: Timestamp, to: Timestamp) -> StoreResult<u64>;
     /// Recipient references whose personal code is one of `codes` (the
     /// same code may be written with or without its dash).
     async fn persons_by_code(&self, codes: &[String]) -> StoreResult<Vec<Person>>;
@@ -102,10 +109,14 @@ pub trait PeopleStore: Send + Sync + 'static {
 /// is widened by a second on each side and the caller's exact range is
 /// applied to parsed instants.
 fn widened(query: &PeriodQuery) -> (String, String) {
+    widened_range(query.from, query.to)
+}
+
+fn widened_range(from: Timestamp, to: Timestamp) -> (String, String) {
     let second = jiff::SignedDuration::from_secs(1);
-    let from = query.from.checked_sub(second).unwrap_or(query.from);
-    let to = query.to.checked_add(second).unwrap_or(query.to);
-    (from.to_string(), to.to_string())
+    let from_wide = from.checked_sub(second).unwrap_or(from);
+    let to_wide = to.checked_add(second).unwrap_or(to);
+    (from_wide.to_string(), to_wide.to_string())
 }
 
 /// Keeps the rows in the exact range and computes the next cursor from the

@@ -804,3 +804,90 @@ async fn open_data_suppresses_small_cells(db: TestDb) {
     server.stop().await;
 }
 store_test!(open_data_suppresses_small_cells);
+
+/// A public open data usage request: status, `Cache-Status` and body.
+async fn open_usage(server: &Server, query: &str) -> (u16, String, String) {
+    let response = server
+        .http
+        .get(format!("{}/api/v1/open-data/usage?{query}", server.base))
+        .send()
+        .await
+        .expect("open data");
+    let status = response.status().as_u16();
+    let cache = response
+        .headers()
+        .get("cache-status")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    (status, cache, response.text().await.expect("body"))
+}
+
+// Goal: a public burst for the same month is served from memory, yet a
+// terminal that syncs days late still changes the published figures, and
+// a month that has not begun is refused. Method: 5 lunches on 2 March,
+// the same request twice (the second says `Cache-Status: …hit`), then a
+// second canteen till that was offline uploads a lunch of 1 March, and
+// the month is asked for again.
+async fn open_data_caches_a_month_until_a_late_record(db: TestDb) {
+    let world = World::new(db, 6, 0).await;
+    let server = Server::start(world.state.clone()).await;
+    let mut till = world.terminal("canteen", "meal.lunch").await;
+    assert_eq!(lunches(&server, &world, &mut till, 0..5, now()).await, 5);
+    let canteen = |body: &str| -> (Value, Value) {
+        let data: Value = serde_json::from_str(body).expect("JSON");
+        let cell = data["cells"]
+            .as_array()
+            .expect("cells")
+            .iter()
+            .find(|c| c["merchant"] == "canteen")
+            .cloned()
+            .unwrap_or_else(|| panic!("canteen cell: {data}"));
+        (cell["transactions"].clone(), cell["amount"].clone())
+    };
+
+    let (status, cache, first) = open_usage(&server, "month=2026-03").await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(cache, "central; fwd=miss; stored");
+    assert_eq!(canteen(&first), (Value::from(5), Value::from("12.50")));
+    let (status, cache, second) = open_usage(&server, "month=2026-03").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        cache, "central; hit",
+        "the same month again comes from memory"
+    );
+    assert_eq!(second, first);
+    let (_, cache, csv_text) = open_usage(&server, "month=2026-03&format=csv").await;
+    assert_eq!(
+        cache, "central; hit",
+        "every format renders the cached month"
+    );
+    assert!(csv_text.contains("canteen,5,5,12.50"), "{csv_text}");
+
+    // The offline till syncs late: its lunch of 1 March is in March.
+    let mut late_till = world.terminal("canteen", "meal.lunch").await;
+    assert_eq!(
+        lunches(&server, &world, &mut late_till, 5..6, day(-1)).await,
+        1
+    );
+    let (status, cache, third) = open_usage(&server, "month=2026-03").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        cache, "central; fwd=miss; stored",
+        "the late record is seen"
+    );
+    assert_eq!(canteen(&third), (Value::from(6), Value::from("15.00")));
+    let (_, cache, fourth) = open_usage(&server, "month=2026-03").await;
+    assert_eq!(cache, "central; hit");
+    assert_eq!(fourth, third);
+
+    // Months that have not begun (today is 2 March 2026) are refused.
+    let (status, _, body) = open_usage(&server, "month=2026-04").await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        message(&body),
+        "month: 2026-04 has not begun (open data covers months up to 2026-03)"
+    );
+    server.stop().await;
+}
+store_test!(open_data_caches_a_month_until_a_late_record);

@@ -6,7 +6,10 @@ use async_trait::async_trait;
 use jiff::civil::Date;
 use jiff::Timestamp;
 
-use super::{page, widened, Budget, PeopleStore, PeriodPage, PeriodQuery, Person, PortalAccess};
+use super::{
+    page, widened, widened_range, Budget, PeopleStore, PeriodPage, PeriodQuery, Person,
+    PortalAccess,
+};
 use crate::store::postgres::PostgresStore;
 use crate::store::{RecordRow, StoreError, StoreResult};
 
@@ -33,6 +36,21 @@ fn person(row: &tokio_postgres::Row) -> StoreResult<Person> {
 
 #[async_trait]
 impl PeopleStore for PostgresStore {
+    async fn accepted_in_period(&self, from: Timestamp, to: Timestamp) -> StoreResult<u64> {
+        let (from_text, to_text) = widened_range(from, to);
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT COUNT(*) FROM records
+                 WHERE at COLLATE \"C\" >= $1 AND at COLLATE \"C\" < $2 AND outcome = 'accepted'",
+                &[&from_text, &to_text],
+            )
+            .await?;
+        let count: i64 = row.get(0);
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     async fn records_in_period(&self, query: &PeriodQuery) -> StoreResult<PeriodPage> {
         let (from_text, to_text) = widened(query);
         let provider_pattern = query.provider.as_ref().map(|p| format!("%,{p},%"));

@@ -5,7 +5,10 @@ use jiff::civil::Date;
 use jiff::Timestamp;
 use rusqlite::{params, params_from_iter, OptionalExtension};
 
-use super::{page, widened, Budget, PeopleStore, PeriodPage, PeriodQuery, Person, PortalAccess};
+use super::{
+    page, widened, widened_range, Budget, PeopleStore, PeriodPage, PeriodQuery, Person,
+    PortalAccess,
+};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{RecordRow, StoreError, StoreResult};
 
@@ -51,6 +54,20 @@ fn placeholders(n: usize) -> String {
 
 #[async_trait]
 impl PeopleStore for SqliteStore {
+    async fn accepted_in_period(&self, from: Timestamp, to: Timestamp) -> StoreResult<u64> {
+        self.call(move |conn| {
+            let (from_text, to_text) = widened_range(from, to);
+            let count: i64 = conn
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM records
+                     WHERE at >= ?1 AND at < ?2 AND outcome = 'accepted'",
+                )?
+                .query_row(params![from_text, to_text], |row| row.get(0))?;
+            Ok(u64::try_from(count).unwrap_or(0))
+        })
+        .await
+    }
+
     async fn records_in_period(&self, query: &PeriodQuery) -> StoreResult<PeriodPage> {
         let query = query.clone();
         self.call(move |conn| {

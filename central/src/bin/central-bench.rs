@@ -371,7 +371,30 @@ async fn bench_backend(
     );
 
     // --- ceiling (a): raw insert of the same rows ---------------------------
-    let known = Knowledge::default();
+    // The checks run against what central knows (as ingestion does), so
+    // that every record takes the full path, quote re-run included.
+    let credentials: Vec<String> = decoded
+        .iter()
+        .flat_map(|packet| packet.body.records.iter())
+        .map(|record| record.body.credential.hash.clone())
+        .collect::<std::collections::HashSet<_>>()
+        .into_iter()
+        .collect();
+    let facts = store
+        .record_facts(&credentials, std::slice::from_ref(&visible.id))
+        .await?;
+    let version_row = store
+        .benefit_version(&hash.to_hex())
+        .await?
+        .context("the bench benefit's published version")?;
+    let known = Knowledge {
+        version: facts.version,
+        benefits: HashMap::from([(hash.to_hex(), Arc::new(version_row))]),
+        credentials: facts.credentials,
+        entitlements: facts.entitlements,
+        benefit_groups: facts.benefit_groups,
+        sales: HashMap::new(),
+    };
     let started = Instant::now();
     let rows: Vec<Vec<IncomingRecord>> = decoded
         .iter()
@@ -385,6 +408,15 @@ async fn bench_backend(
         })
         .collect();
     let check_rate = n_records as f64 / started.elapsed().as_secs_f64();
+    let passed = rows
+        .iter()
+        .flatten()
+        .filter(|row| row.verdict.is_ok())
+        .count();
+    anyhow::ensure!(
+        passed == n_records,
+        "only {passed} of {n_records} records pass the checks outside the pipeline"
+    );
     println!("{name}: parts: packet decode on one core {decode_rate:.0}/s; record checks on all cores {check_rate:.0}/s");
     let insert_rate = raw_insert(&raw, &rows).await?;
     let ceiling = insert_rate.min(verify_rate);

@@ -6,7 +6,8 @@
 //! per record, in parallel across cores, [`check_record`]: signature,
 //! merchant, local time, credential, benefit versions, and the quote
 //! re-run with the `shared` engine on exactly the record's inputs → the
-//! store decides the chain (duplicates, forks, gaps, links) in one
+//! store decides the chain (duplicates, forks, gaps, links; a record whose
+//! signature fails is kept apart and leaves its seq open) in one
 //! transaction. [`check_record`] is a pure function of the record and what
 //! central knows (benefit versions by hash, credential states); it could
 //! live in `shared` for other verifiers.

@@ -10,6 +10,7 @@
 //! Every error is `{"error": {"code", "message"}}`; a storage fault is a 500
 //! whose details go to the log, never to the client.
 
+pub mod evidence;
 pub mod ledger;
 pub mod reports;
 pub mod staff;
@@ -83,6 +84,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/recipients/{id}", get(staff::recipient))
         .route("/api/v1/records", get(staff::records))
         .route("/api/v1/forks", get(staff::forks))
+        .route("/api/v1/bad-signatures", get(evidence::bad_signatures))
         .route("/api/v1/flags", get(ledger::list_flags))
         .route("/api/v1/flags/{id}", get(ledger::get_flag))
         .route("/api/v1/flags/{id}/decision", post(ledger::decide_flag))

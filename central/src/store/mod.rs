@@ -6,7 +6,9 @@
 //!
 //! What the database enforces, so that several central processes are safe:
 //! one row per `(terminal, seq)` in `records` (the chain), one row per
-//! `(terminal, seq, hash)` in `forks` (evidence), one row per packet id,
+//! `(terminal, seq, hash)` in `forks` (evidence), records whose signature
+//! does not verify only in `bad_signatures` (evidence, never in the chain),
+//! one row per packet id,
 //! single-use enrolment codes, and a `changes` log whose sequence numbers
 //! become visible in commit order (the snapshot version). Decisions about a
 //! run of records are taken by the pure [`plan`] module inside the
@@ -22,7 +24,6 @@ pub mod postgres;
 pub mod sqlite;
 pub mod verify;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -507,10 +508,6 @@ pub trait Store:
     /// Blocks a credential; returns the change seq of the block, `None`
     /// when the hash is unknown. Blocking twice keeps the first block.
     async fn block_credential(&self, hash: &str) -> StoreResult<Option<u64>>;
-    async fn credential_states(
-        &self,
-        hashes: &[String],
-    ) -> StoreResult<HashMap<String, CredentialState>>;
     /// `None` when unknown, or when `provider` is given and has nothing to do with it.
     async fn recipient(
         &self,
@@ -525,6 +522,9 @@ pub trait Store:
     async fn ingest(&self, packet: IncomingPacket) -> StoreResult<IngestAnswer>;
     async fn records(&self, filter: &RecordFilter) -> StoreResult<Vec<RecordRow>>;
     async fn forks(&self, terminal: Option<&str>) -> StoreResult<Vec<ForkRow>>;
+    /// Copies of records whose signature did not verify with their
+    /// terminal's key: evidence kept outside the chain, never a fork.
+    async fn bad_signatures(&self, terminal: Option<&str>) -> StoreResult<Vec<ForkRow>>;
     async fn record_body(&self, terminal: &str, seq: u64) -> StoreResult<Option<String>>;
 
     // --- snapshots -----------------------------------------------------------

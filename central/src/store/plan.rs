@@ -5,6 +5,10 @@
 //! transaction, after locking the terminal, so the rules are written once.
 //!
 //! Rules (`docs/sync-protocol.md`):
+//! - a record whose signature does not verify is kept as evidence apart,
+//!   whatever is stored at its seq: it cannot be attributed to the terminal,
+//!   so it neither takes its seq (which stays open for the genuine record:
+//!   later records wait `held` as for a gap) nor makes a fork;
 //! - a seq already stored with the same hash is a duplicate (or, for a
 //!   packet seen before, reports the stored outcome);
 //! - a seq already stored with another hash is a fork: kept as evidence,
@@ -137,6 +141,9 @@ pub struct Plan {
     pub inserts: Vec<(usize, RecordAnswer)>,
     /// Indexes into the packet's records to keep as fork evidence.
     pub forks: Vec<usize>,
+    /// Indexes into the packet's records whose signature does not verify,
+    /// to keep as evidence outside the chain.
+    pub bad_signatures: Vec<usize>,
     /// Held records already stored whose outcome is now final.
     pub resolved: Vec<RecordAnswer>,
     /// One answer per record of the packet, in order.
@@ -152,6 +159,15 @@ pub fn plan(records: &[IncomingRecord], known: &BTreeMap<u64, Known>, seen_befor
     let mut known = known.clone();
     let mut out = Plan::default();
     for (idx, record) in records.iter().enumerate() {
+        if record.verdict == Err(Reason::BadSignature) {
+            out.bad_signatures.push(idx);
+            out.answers.push(RecordAnswer {
+                seq: record.seq,
+                outcome: Outcome::Flagged,
+                reason: Some(Reason::BadSignature),
+            });
+            continue;
+        }
         if let Some(stored) = known.get(&record.seq) {
             let answer = if stored.hash != record.hash {
                 out.forks.push(idx);

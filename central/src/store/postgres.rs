@@ -41,6 +41,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_ingest.sql",
         include_str!("../../migrations/postgres/0004_ingest.sql"),
     ),
+    (
+        "0005_evidence.sql",
+        include_str!("../../migrations/postgres/0005_evidence.sql"),
+    ),
 ];
 
 /// Advisory lock keys (arbitrary constants, named here once).
@@ -782,32 +786,6 @@ impl Store for PostgresStore {
         Ok(Some(seq))
     }
 
-    async fn credential_states(
-        &self,
-        hashes: &[String],
-    ) -> StoreResult<HashMap<String, CredentialState>> {
-        Ok(self
-            .client()
-            .await?
-            .query(
-                "SELECT hash, recipient, blocked_seq FROM credentials WHERE hash = ANY($1)",
-                &[&hashes],
-            )
-            .await?
-            .iter()
-            .map(|row| {
-                let blocked: Option<i64> = row.get(2);
-                (
-                    row.get(0),
-                    CredentialState {
-                        recipient: row.get(1),
-                        blocked_seq: blocked.map(to_u64),
-                    },
-                )
-            })
-            .collect())
-    }
-
     async fn recipient(
         &self,
         id: &str,
@@ -936,6 +914,26 @@ impl Store for PostgresStore {
             .await?
             .query(
                 "SELECT terminal, seq, hash, body FROM forks WHERE $1::TEXT IS NULL OR terminal = $1 ORDER BY terminal, seq, hash",
+                &[&terminal],
+            )
+            .await?
+            .iter()
+            .map(|row| ForkRow {
+                terminal: row.get(0),
+                seq: to_u64(row.get(1)),
+                hash: row.get(2),
+                body: row.get(3),
+            })
+            .collect())
+    }
+
+    async fn bad_signatures(&self, terminal: Option<&str>) -> StoreResult<Vec<ForkRow>> {
+        Ok(self
+            .client()
+            .await?
+            .query(
+                "SELECT terminal, seq, hash, body FROM bad_signatures WHERE $1::TEXT IS NULL OR terminal = $1
+                 ORDER BY terminal, seq, hash, sig",
                 &[&terminal],
             )
             .await?
@@ -1469,6 +1467,24 @@ async fn ingest_packet(tx: &Transaction<'_>, packet: &IncomingPacket) -> StoreRe
                 &record.body,
                 &record.sig,
                 &packet.id,
+            ],
+        )
+        .await?;
+    }
+    for idx in &decided.bad_signatures {
+        let record = &packet.records[*idx];
+        tx.execute(
+            "INSERT INTO bad_signatures (terminal, seq, hash, body, sig, packet, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (terminal, seq, hash, sig) DO NOTHING",
+            &[
+                &packet.terminal,
+                &to_i64(record.seq),
+                &record.hash,
+                &record.body,
+                &record.sig,
+                &packet.id,
+                &packet.received_at.to_string(),
             ],
         )
         .await?;

@@ -37,6 +37,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_ingest.sql",
         include_str!("../../migrations/sqlite/0004_ingest.sql"),
     ),
+    (
+        "0005_evidence.sql",
+        include_str!("../../migrations/sqlite/0005_evidence.sql"),
+    ),
 ];
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
@@ -784,37 +788,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn credential_states(
-        &self,
-        hashes: &[String],
-    ) -> StoreResult<HashMap<String, CredentialState>> {
-        let hashes = hashes.to_vec();
-        self.call(move |conn| {
-            let mut out = HashMap::new();
-            let mut stmt = conn
-                .prepare_cached("SELECT recipient, blocked_seq FROM credentials WHERE hash = ?1")?;
-            for hash in hashes {
-                if out.contains_key(&hash) {
-                    continue;
-                }
-                let row: Option<(String, Option<i64>)> = stmt
-                    .query_row([&hash], |row| Ok((row.get(0)?, row.get(1)?)))
-                    .optional()?;
-                if let Some((recipient, blocked)) = row {
-                    out.insert(
-                        hash,
-                        CredentialState {
-                            recipient,
-                            blocked_seq: blocked.map(to_u64),
-                        },
-                    );
-                }
-            }
-            Ok(out)
-        })
-        .await
-    }
-
     async fn recipient(
         &self,
         id: &str,
@@ -935,6 +908,28 @@ impl Store for SqliteStore {
         self.call(move |conn| {
             let mut stmt = conn.prepare(
                 "SELECT terminal, seq, hash, body FROM forks WHERE ?1 IS NULL OR terminal = ?1 ORDER BY terminal, seq, hash",
+            )?;
+            let rows = stmt
+                .query_map([&terminal], |row| {
+                    Ok(ForkRow {
+                        terminal: row.get(0)?,
+                        seq: to_u64(row.get(1)?),
+                        hash: row.get(2)?,
+                        body: row.get(3)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn bad_signatures(&self, terminal: Option<&str>) -> StoreResult<Vec<ForkRow>> {
+        let terminal = terminal.map(str::to_owned);
+        self.call(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT terminal, seq, hash, body FROM bad_signatures WHERE ?1 IS NULL OR terminal = ?1
+                 ORDER BY terminal, seq, hash, sig",
             )?;
             let rows = stmt
                 .query_map([&terminal], |row| {
@@ -1420,6 +1415,23 @@ fn ingest_packet(tx: &Transaction<'_>, packet: IncomingPacket) -> StoreResult<In
             record.body,
             record.sig,
             packet.id
+        ])?;
+    }
+    let mut evidence = tx.prepare_cached(
+        "INSERT INTO bad_signatures (terminal, seq, hash, body, sig, packet, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (terminal, seq, hash, sig) DO NOTHING",
+    )?;
+    for idx in &decided.bad_signatures {
+        let record = &packet.records[*idx];
+        evidence.execute(params![
+            packet.terminal,
+            to_i64(record.seq),
+            record.hash,
+            record.body,
+            record.sig,
+            packet.id,
+            packet.received_at.to_string()
         ])?;
     }
     let mut resolve = tx.prepare_cached(

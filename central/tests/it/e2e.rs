@@ -337,8 +337,9 @@ async fn reordered_duplicated_replayed(db: TestDb) {
 }
 store_test!(reordered_duplicated_replayed);
 
-// Goal: every kind of bad record is stored as evidence with the right
-// reason, and a tampered packet is refused whole. Method: one till builds a
+// Goal: every kind of bad record is kept as evidence with the right
+// reason (a record whose signature fails apart from the chain), and a
+// tampered packet is refused whole. Method: one till builds a
 // clean chain where each record carries one defect.
 async fn tampered_records_are_flagged(db: TestDb) {
     let world = World::new(db, 4, 0).await;
@@ -400,9 +401,27 @@ async fn tampered_records_are_flagged(db: TestDb) {
         .collect();
     assert_eq!(got, expected);
     assert_eq!(
-        answer["acked_through"], 6,
-        "flagged records are stored, so the till may drop them"
+        answer["acked_through"], 5,
+        "flagged records are stored, so the till may drop them; but a record \
+         whose signature fails is not the till's and leaves seq 6 open"
     );
+    assert!(
+        world
+            .store()
+            .record_body(till.id(), 6)
+            .await
+            .expect("store")
+            .is_none(),
+        "the forged record is kept apart, not in the chain"
+    );
+    let evidence = world
+        .store()
+        .bad_signatures(Some(till.id()))
+        .await
+        .expect("store");
+    assert_eq!(evidence.len(), 1, "{evidence:?}");
+    assert_eq!(evidence[0].seq, 6);
+    assert_eq!(evidence[0].hash, records[5].hash().to_hex());
 
     // A packet whose bytes were changed after the terminal signed it: a
     // changed record breaks the header's hash of the last record; a changed

@@ -2,11 +2,13 @@
 //! snapshot version a record was quoted against, and the entitlements it
 //! relied on, as central held them at or before that version (issue 6).
 //! Records held for a gap are answered with their final outcome by the
-//! packet that fills the gap. Each test runs on SQLite and PostgreSQL.
+//! packet that fills the gap. A record whose signature does not verify is
+//! kept as evidence apart and leaves its seq open for the genuine record.
+//! Each test runs on SQLite and PostgreSQL.
 
 use central::ingest::PacketAnswer;
 use central::store::plan::{Outcome, Reason, RecordAnswer};
-use central::store::{ImportRow, Terminal};
+use central::store::{ImportRow, RecordFilter, Terminal};
 use shared::model::{Grant, Membership};
 use shared::wire::record::SignedRecord;
 
@@ -205,3 +207,151 @@ async fn the_packet_that_fills_a_gap_answers_for_the_held_records(db: TestDb) {
     server.stop().await;
 }
 store_test!(the_packet_that_fills_a_gap_answers_for_the_held_records);
+
+async fn staff_list(server: &Server, world: &World, path: &str) -> Vec<(u64, String)> {
+    let list: Vec<serde_json::Value> = server
+        .staff(reqwest::Method::GET, path, &world.admin_token)
+        .send()
+        .await
+        .expect("staff listing")
+        .json()
+        .await
+        .expect("a JSON array");
+    list.iter()
+        .map(|item| {
+            (
+                item["seq"].as_u64().expect("seq"),
+                item["hash"].as_str().expect("hash").to_owned(),
+            )
+        })
+        .collect()
+}
+
+// Goal: one record corrupted after signing flags only itself: it does not
+// take its seq (so no genuine record is filed as a fork or a broken link),
+// later records wait as for a gap, acked_through stops before it, and the
+// clean resend is accepted and releases what waited. The tampered copy is
+// kept as evidence (GET /api/v1/bad-signatures), counted once, never in
+// usage. Method: over HTTPS, records 1..5 of one till where 3 is sent
+// with a changed byte, twice, then all five clean.
+async fn a_bad_signature_leaves_its_seq_to_the_genuine_record(db: TestDb) {
+    let world = World::new(db, 5, 0).await;
+    let server = Server::start(world.state.clone()).await;
+    let mut till = world.terminal("canteen", "meal").await;
+    let genuine: Vec<SignedRecord> = (0..5)
+        .map(|n| till.sale(&pupil(n, &world), &["riga-lunch"], lunch("2.50"), now()))
+        .collect();
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&genuine[2].to_json()).expect("record JSON");
+    json["body"]["cart"][0]["sku"] = "LUNCX".into();
+    let tampered: SignedRecord = serde_json::from_value(json).expect("still a well-formed record");
+    assert_ne!(tampered.hash(), genuine[2].hash());
+    let (status, answer) = server
+        .upload(&till, till.packet(genuine[0..2].to_vec()).to_json())
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["acked_through"], 2);
+
+    let bad = till
+        .packet(vec![
+            tampered.clone(),
+            genuine[3].clone(),
+            genuine[4].clone(),
+        ])
+        .to_json();
+    let (status, first) = server.upload(&till, bad.clone()).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(
+        outcomes(&first),
+        [
+            (3, "flagged".to_owned(), Some("bad_signature".to_owned())),
+            (4, "held".to_owned(), None),
+            (5, "accepted".to_owned(), None)
+        ],
+        "4 waits for 3 as for a gap; 5 links to the stored 4"
+    );
+    assert_eq!(first["acked_through"], 2, "seq 3 is still open");
+    assert_eq!(first["resolved"], serde_json::json!([]));
+    let stored = world
+        .store()
+        .record_body(till.id(), 3)
+        .await
+        .expect("store");
+    assert!(stored.is_none(), "the tampered copy does not take seq 3");
+
+    let (_, again) = server.upload(&till, bad.clone()).await;
+    assert_eq!(again, first, "the same bad packet, the same answer");
+    assert_eq!(flagged(&world, "bad_signature"), 1, "counted once");
+    assert_eq!(
+        staff_list(&server, &world, "/api/v1/bad-signatures").await,
+        [(3, tampered.hash().to_hex())],
+        "kept once as evidence"
+    );
+
+    let (status, clean) = server
+        .upload(&till, till.packet(genuine[2..5].to_vec()).to_json())
+        .await;
+    assert_eq!(status, 200, "{clean}");
+    assert_eq!(
+        outcomes(&clean),
+        [
+            (3, "accepted".to_owned(), None),
+            (4, "duplicate".to_owned(), None),
+            (5, "duplicate".to_owned(), None)
+        ]
+    );
+    assert_eq!(
+        clean["resolved"],
+        serde_json::json!([{"seq": 4, "outcome": "accepted"}]),
+        "the genuine 3 releases the held 4"
+    );
+    assert_eq!(clean["acked_through"], 5);
+
+    // The bad packet once more, after the genuine record took seq 3: still
+    // only evidence, never a fork (and, as for any replay, the records it
+    // brought show their final outcome).
+    let (_, late) = server.upload(&till, bad).await;
+    assert_eq!(
+        outcomes(&late),
+        [
+            (3, "flagged".to_owned(), Some("bad_signature".to_owned())),
+            (4, "accepted".to_owned(), None),
+            (5, "accepted".to_owned(), None)
+        ]
+    );
+    assert_eq!(late["acked_through"], 5);
+    assert_eq!(staff_list(&server, &world, "/api/v1/forks").await, []);
+    assert_eq!(
+        staff_list(&server, &world, "/api/v1/bad-signatures").await,
+        [(3, tampered.hash().to_hex())]
+    );
+    let records = world
+        .store()
+        .records(&RecordFilter {
+            terminal: Some(till.id().to_owned()),
+            limit: 100,
+            ..RecordFilter::default()
+        })
+        .await
+        .expect("records");
+    for record in &records {
+        assert_eq!(record.outcome, "accepted", "record {}", record.seq);
+    }
+    let hashes: Vec<String> = genuine.iter().map(|r| r.hash().to_hex()).collect();
+    let mut stored: Vec<(u64, String)> = records
+        .iter()
+        .map(|record| (record.seq, record.hash.clone()))
+        .collect();
+    stored.sort();
+    assert_eq!(
+        stored,
+        hashes
+            .into_iter()
+            .enumerate()
+            .map(|(n, hash)| (n as u64 + 1, hash))
+            .collect::<Vec<_>>(),
+        "the chain holds exactly the genuine records"
+    );
+    server.stop().await;
+}
+store_test!(a_bad_signature_leaves_its_seq_to_the_genuine_record);

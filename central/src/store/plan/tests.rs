@@ -141,3 +141,75 @@ fn a_record_failing_its_own_checks_is_flagged_even_after_a_gap() {
         "flagged records are stored as evidence"
     );
 }
+
+fn bad_signature(seq: u64, hash: &str, prev: &str) -> IncomingRecord {
+    IncomingRecord {
+        verdict: Err(Reason::BadSignature),
+        ..record(seq, hash, prev)
+    }
+}
+
+#[test]
+fn a_bad_signature_leaves_its_seq_open_and_later_records_wait() {
+    let stored = known(&[
+        (1, "h1", GENESIS_HEX, Outcome::Accepted),
+        (2, "h2", "h1", Outcome::Accepted),
+    ]);
+    let run = [
+        bad_signature(3, "x3", "h2"),
+        record(4, "h4", "h3"),
+        record(5, "h5", "h4"),
+    ];
+    let out = plan(&run, &stored, false);
+    assert_eq!(
+        outcomes(&out.answers),
+        [
+            (3, "flagged", Some("bad_signature")),
+            (4, "held", None),
+            (5, "accepted", None)
+        ]
+    );
+    assert_eq!(out.bad_signatures, [0], "the tampered copy is evidence");
+    let inserted: Vec<u64> = out.inserts.iter().map(|(idx, _)| run[*idx].seq).collect();
+    assert_eq!(inserted, [4, 5], "seq 3 is not taken");
+    assert!(out.forks.is_empty());
+}
+
+#[test]
+fn the_genuine_record_after_a_bad_signature_is_accepted_and_releases_the_held() {
+    let stored = known(&[
+        (1, "h1", GENESIS_HEX, Outcome::Accepted),
+        (2, "h2", "h1", Outcome::Accepted),
+        (4, "h4", "h3", Outcome::Held),
+        (5, "h5", "h4", Outcome::Accepted),
+    ]);
+    let run = [
+        record(3, "h3", "h2"),
+        record(4, "h4", "h3"),
+        record(5, "h5", "h4"),
+    ];
+    let out = plan(&run, &stored, false);
+    assert_eq!(
+        outcomes(&out.answers),
+        [
+            (3, "accepted", None),
+            (4, "duplicate", None),
+            (5, "duplicate", None)
+        ]
+    );
+    assert_eq!(outcomes(&out.resolved), [(4, "accepted", None)]);
+    assert!(out.forks.is_empty() && out.bad_signatures.is_empty());
+}
+
+#[test]
+fn a_bad_signature_over_a_stored_seq_is_no_fork() {
+    let stored = known(&[(1, "h1", GENESIS_HEX, Outcome::Accepted)]);
+    let out = plan(&[bad_signature(1, "x1", GENESIS_HEX)], &stored, true);
+    assert_eq!(
+        outcomes(&out.answers),
+        [(1, "flagged", Some("bad_signature"))]
+    );
+    assert!(out.forks.is_empty(), "a copy no one signed proves no fork");
+    assert!(out.inserts.is_empty());
+    assert_eq!(out.bad_signatures, [0]);
+}

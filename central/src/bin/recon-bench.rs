@@ -2,11 +2,13 @@
 //! 100,000 recipients at 200 terminals of 20 merchants, two benefits with
 //! limits, about 1 % offline overuse) stored in a real SQLite file, then:
 //!
-//! 1. the ceiling: a bare `SELECT` of the same rows (nothing decoded);
+//! 1. the ceiling: a bare read of the same rows (nothing decoded);
 //! 2. a ledger run: load every line, reconcile across terminals, store
 //!    the decisions (all new on the first run), run the detectors;
 //! 3. issuing the month's settlements (a second run, with nothing changed,
 //!    then settle every provider × merchant and store the settlements).
+//!
+//! With `CENTRAL_TEST_PG_URL` set, the same on PostgreSQL in a fresh schema.
 //!
 //! `cargo run --release -p central --bin recon-bench [LINES]`; the figures
 //! are in `docs/performance.md`.
@@ -16,7 +18,8 @@ use std::time::Instant;
 use anyhow::Context;
 use central::ledger;
 use central::reconcile::UsageRecord;
-use central::store::ledger::{Intake, LedgerStore, UsageLine};
+use central::store::ledger::{Intake, UsageLine};
+use central::store::postgres::PostgresStore;
 use central::store::sqlite::SqliteStore;
 use central::store::{Party, Store};
 use jiff::civil::date;
@@ -33,6 +36,12 @@ fn benefit(json: serde_json::Value) -> anyhow::Result<Benefit> {
     Ok(serde_json::from_value(json)?)
 }
 
+/// Where the bare `SELECT` of the ceiling reads from.
+enum Ceiling {
+    Sqlite(std::path::PathBuf),
+    Postgres { url: String, schema: String },
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let lines: u64 = match std::env::args().nth(1) {
@@ -41,7 +50,23 @@ async fn main() -> anyhow::Result<()> {
     };
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("central.sqlite");
+    println!("== SQLite");
     let store = SqliteStore::open(&path).await?;
+    bench(&store, lines, Ceiling::Sqlite(path)).await?;
+    drop(store);
+    if let Some(url) = std::env::var("CENTRAL_TEST_PG_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+    {
+        println!("== PostgreSQL");
+        let schema = format!("recon_bench_{}", std::process::id());
+        let store = PostgresStore::connect(&url, Some(&schema)).await?;
+        bench(&store, lines, Ceiling::Postgres { url, schema }).await?;
+    }
+    Ok(())
+}
+
+async fn bench(store: &dyn Store, lines: u64, ceiling: Ceiling) -> anyhow::Result<()> {
     store
         .upsert_provider(&Party {
             id: "riga".into(),
@@ -169,30 +194,21 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let started = Instant::now();
-    let conn = rusqlite::Connection::open(&path)?;
-    let mut stmt = conn.prepare("SELECT * FROM ledger_usage")?;
-    let mut rows = stmt.query([])?;
-    let mut read = 0u64;
-    while let Some(row) = rows.next()? {
-        for column in 0..row.as_ref().column_count() {
-            let _: rusqlite::types::ValueRef<'_> = row.get_ref(column)?;
-        }
-        read += 1;
-    }
+    let read = bare_select(&ceiling).await?;
     let select_s = started.elapsed().as_secs_f64();
     println!("ceiling: bare SELECT of {read} rows: {select_s:.2} s");
 
     let now = "2026-04-02T08:00:00Z".parse()?;
     let started = Instant::now();
-    let report = ledger::run(&store, now).await?;
+    let report = ledger::run(store, now).await?;
     let run_s = started.elapsed().as_secs_f64();
     println!(
-        "ledger run (load, reconcile, store {} decisions, detectors, {} flags): {run_s:.2} s",
-        report.decisions_changed, report.flags_raised
+        "ledger run (load, reconcile, store {} decisions, detectors, {} flags): {run_s:.2} s {:?}",
+        report.decisions_changed, report.flags_raised, report.phases_ms
     );
     let started = Instant::now();
     let issued = ledger::issue(
-        &store,
+        store,
         ledger::parse_month("2026-03").map_err(anyhow::Error::msg)?,
         None,
         now,
@@ -209,4 +225,40 @@ async fn main() -> anyhow::Result<()> {
         run_s + issue_s
     );
     Ok(())
+}
+
+/// Reads every `ledger_usage` row and every column, decoding nothing
+/// (SQLite: a `SELECT *`; PostgreSQL: a `COPY` of the same `SELECT`): the
+/// least any load of the same rows costs.
+async fn bare_select(ceiling: &Ceiling) -> anyhow::Result<u64> {
+    let mut read = 0u64;
+    match ceiling {
+        Ceiling::Sqlite(path) => {
+            let conn = rusqlite::Connection::open(path)?;
+            let mut stmt = conn.prepare("SELECT * FROM ledger_usage")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                for column in 0..row.as_ref().column_count() {
+                    let _: rusqlite::types::ValueRef<'_> = row.get_ref(column)?;
+                }
+                read += 1;
+            }
+        }
+        Ceiling::Postgres { url, schema } => {
+            let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+            tokio::spawn(connection);
+            client
+                .batch_execute(&format!("SET search_path TO {schema}"))
+                .await?;
+            // COPY streams every row as text: the cheapest full read.
+            let stream = client
+                .copy_out("COPY (SELECT * FROM ledger_usage) TO STDOUT")
+                .await?;
+            futures_util::pin_mut!(stream);
+            while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+                read += chunk?.iter().filter(|byte| **byte == b'\n').count() as u64;
+            }
+        }
+    }
+    Ok(read)
 }

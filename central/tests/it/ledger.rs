@@ -478,3 +478,145 @@ async fn late_arrival_adjusts_the_next_settlement(db: TestDb) {
     server.stop().await;
 }
 store_test!(late_arrival_adjusts_the_next_settlement);
+
+// Goal: rejecting a flag on a record takes the record out of payment; the
+// settlement pays only what the register proves.
+// Method: with a tolerance of one extra lunch both lunches are payable and
+// the later one is flagged `offline_overuse_tolerated`; riga rejects that
+// flag; after the run the month settles at one lunch.
+async fn a_rejected_flag_leaves_its_record_unpaid(db: TestDb) {
+    let world = World::new(db, 2, 0).await;
+    let server = Server::start(world.state.clone()).await;
+    let (status, _) = send_json(
+        &server,
+        Method::PUT,
+        "/api/v1/overuse-policies/riga-lunch",
+        &world.riga_token,
+        json!({"tolerance_count": 1}),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (_, till_b) = two_offline_lunches(&world, &server).await;
+    ledger::run(world.store().as_ref(), now())
+        .await
+        .expect("ledger run");
+    let (_, flags) = get_json(
+        &server,
+        "/api/v1/flags?kind=offline_overuse_tolerated",
+        &world.riga_token,
+    )
+    .await;
+    assert_eq!(flags.as_array().map(Vec::len), Some(1), "{flags}");
+    assert_eq!(flags[0]["subject"]["terminal"], till_b.as_str());
+    let id = flags[0]["id"].as_str().expect("id");
+    let (status, answer) = send_json(
+        &server,
+        Method::POST,
+        &format!("/api/v1/flags/{id}/decision"),
+        &world.riga_token,
+        json!({"decision": "reject", "note": "one lunch a day means one"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, issued) = send_json(
+        &server,
+        Method::POST,
+        "/api/v1/settlements",
+        &world.riga_token,
+        json!({"period": "2026-03"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{issued}");
+    assert_eq!(
+        issued[0]["total"], "2.50",
+        "only the first lunch is paid: {issued}"
+    );
+    server.stop().await;
+}
+store_test!(a_rejected_flag_leaves_its_record_unpaid);
+
+// Goal: malformed or hostile ledger requests are refused with a message
+// that says what and where, and change nothing.
+async fn malformed_ledger_requests_are_refused(db: TestDb) {
+    let world = World::new(db, 1, 0).await;
+    let server = Server::start(world.state.clone()).await;
+    let (status, answer) = get_json(
+        &server,
+        "/api/v1/reconciliation?period=2026-13",
+        &world.admin_token,
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("period"),
+        "{answer}"
+    );
+    let (status, answer) = send_json(
+        &server,
+        Method::POST,
+        "/api/v1/settlements",
+        &world.admin_token,
+        json!({"period": "March", "extra": 1}),
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    let (status, answer) = get_json(&server, "/api/v1/flags?state=maybe", &world.admin_token).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("state"),
+        "{answer}"
+    );
+    let (status, _) = get_json(&server, "/api/v1/flags?provider=state", &world.riga_token).await;
+    assert_eq!(status, 403, "a provider cannot widen its scope");
+    let (status, _) = send_json(
+        &server,
+        Method::POST,
+        "/api/v1/flags/0123/decision",
+        &world.admin_token,
+        json!({"decision": "accept", "note": "n"}),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, answer) = send_json(
+        &server,
+        Method::PUT,
+        "/api/v1/invoice-details/merchant/canteen",
+        &world.canteen_token,
+        json!({"party": {"id": "canteen", "name": "C", "registration_number": "40003000001",
+                         "address": {"street": "S", "city": "R", "postal_code": "LV-1010", "country": "LV"},
+                         "endpoint_scheme": "lv_registration"},
+               "iban": "LV00BANK0000435195001"}),
+    )
+    .await;
+    assert_eq!(status, 400, "a wrong IBAN check: {answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("iban"),
+        "{answer}"
+    );
+    let (status, _) = send_json(
+        &server,
+        Method::PUT,
+        "/api/v1/invoice-details/merchant/bus",
+        &world.canteen_token,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 403, "a merchant sets only its own details");
+    let (status, settlements) = get_json(&server, "/api/v1/settlements", &world.admin_token).await;
+    assert_eq!(
+        (status, settlements),
+        (200, json!([])),
+        "nothing was issued"
+    );
+    server.stop().await;
+}
+store_test!(malformed_ledger_requests_are_refused);

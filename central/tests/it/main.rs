@@ -10,6 +10,7 @@ mod concurrent;
 mod db;
 mod e2e;
 mod ingest;
+mod ledger;
 mod migrations;
 mod openapi;
 mod reports;

@@ -15,6 +15,9 @@ use crate::reconcile::{Decision, OverusePolicy, Policies};
 use crate::store::postgres::PostgresStore;
 use crate::store::{StoreError, StoreResult};
 
+/// Decisions per `UPDATE … FROM unnest(…)` statement.
+const DECISIONS_PER_STATEMENT: usize = 10_000;
+
 fn i(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
@@ -56,6 +59,49 @@ fn flag_row(row: &Row) -> FlagColumns {
         state: row.get(7),
         raised_at: row.get(8),
         evidence: row.get(9),
+    }
+}
+
+/// Usage lines as one array per column, for `unnest`.
+#[derive(Default)]
+struct UsageArrays {
+    terminal: Vec<String>,
+    seq: Vec<i64>,
+    line: Vec<i64>,
+    benefit: Vec<String>,
+    at: Vec<String>,
+    day: Vec<String>,
+    recipient: Vec<String>,
+    credential: Vec<String>,
+    provider: Vec<String>,
+    merchant: Vec<String>,
+    category: Vec<String>,
+    amount_cents: Vec<i64>,
+    units: Vec<i64>,
+    snapshot: Vec<i64>,
+    record_hash: Vec<String>,
+    counted: Vec<i64>,
+}
+
+impl UsageArrays {
+    fn push(&mut self, line: &super::UsageLine, counted: bool) {
+        let r = &line.record;
+        self.terminal.push(r.terminal.clone());
+        self.seq.push(i(r.seq));
+        self.line.push(i64::from(r.line));
+        self.benefit.push(r.benefit.clone());
+        self.at.push(r.at.to_string());
+        self.day.push(line.day.to_string());
+        self.recipient.push(r.recipient.clone());
+        self.credential.push(r.credential.clone());
+        self.provider.push(r.provider.clone());
+        self.merchant.push(r.merchant.clone());
+        self.category.push(r.category.clone());
+        self.amount_cents.push(r.amount.cents());
+        self.units.push(i64::from(r.count));
+        self.snapshot.push(i(r.snapshot));
+        self.record_hash.push(r.record_hash.to_hex());
+        self.counted.push(i64::from(counted));
     }
 }
 
@@ -108,67 +154,83 @@ impl LedgerStore for PostgresStore {
     }
 
     async fn ledger_take_in(&self, intakes: Vec<Intake>) -> StoreResult<()> {
+        // Arrays per column and one statement per table, not a round trip
+        // per record: a busy day takes in a million records.
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let delete_usage = tx
-            .prepare("DELETE FROM ledger_usage WHERE terminal = $1 AND seq = $2")
-            .await?;
-        let delete_void = tx
-            .prepare("DELETE FROM ledger_voids WHERE terminal = $1 AND seq = $2")
-            .await?;
-        let insert_usage = tx
-            .prepare(
-                "INSERT INTO ledger_usage (terminal, seq, line, benefit, at, day, recipient, credential,
-                    provider, merchant, category, amount_cents, units, snapshot, record_hash, counted,
-                    outcome, payable_cents, payable_units, conflicts)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 'pending', 0, 0, '[]')",
-            )
-            .await?;
-        let insert_void = tx
-            .prepare("INSERT INTO ledger_voids (terminal, voids, seq) VALUES ($1, $2, $3)")
-            .await?;
-        let taken = tx
-            .prepare(
-                "INSERT INTO ledger_records (terminal, seq, outcome) VALUES ($1, $2, $3)
-                 ON CONFLICT (terminal, seq) DO UPDATE SET outcome = excluded.outcome",
-            )
-            .await?;
+        let (mut terminals, mut seqs, mut outcomes) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut void_terminals, mut void_sales, mut void_seqs) =
+            (Vec::new(), Vec::new(), Vec::new());
+        let mut columns = UsageArrays::default();
         for intake in &intakes {
-            let seq = i(intake.seq);
-            tx.execute(&delete_usage, &[&intake.terminal, &seq]).await?;
-            tx.execute(&delete_void, &[&intake.terminal, &seq]).await?;
-            for line in &intake.lines {
-                let r = &line.record;
-                tx.execute(
-                    &insert_usage,
-                    &[
-                        &r.terminal,
-                        &i(r.seq),
-                        &i64::from(r.line),
-                        &r.benefit,
-                        &r.at.to_string(),
-                        &line.day.to_string(),
-                        &r.recipient,
-                        &r.credential,
-                        &r.provider,
-                        &r.merchant,
-                        &r.category,
-                        &r.amount.cents(),
-                        &i64::from(r.count),
-                        &i(r.snapshot),
-                        &r.record_hash.to_hex(),
-                        &i64::from(intake.counted),
-                    ],
-                )
-                .await?;
-            }
+            terminals.push(intake.terminal.as_str());
+            seqs.push(i(intake.seq));
+            outcomes.push(intake.outcome.as_str());
             if let (Some(voids), true) = (intake.voids, intake.counted) {
-                tx.execute(&insert_void, &[&intake.terminal, &i(voids), &seq])
-                    .await?;
+                void_terminals.push(intake.terminal.as_str());
+                void_sales.push(i(voids));
+                void_seqs.push(i(intake.seq));
             }
-            tx.execute(&taken, &[&intake.terminal, &seq, &intake.outcome])
-                .await?;
+            for line in &intake.lines {
+                columns.push(line, intake.counted);
+            }
         }
+        tx.execute(
+            "DELETE FROM ledger_usage u USING unnest($1::TEXT[], $2::BIGINT[]) AS r(terminal, seq)
+             WHERE u.terminal = r.terminal AND u.seq = r.seq",
+            &[&terminals, &seqs],
+        )
+        .await?;
+        tx.execute(
+            "DELETE FROM ledger_voids v USING unnest($1::TEXT[], $2::BIGINT[]) AS r(terminal, seq)
+             WHERE v.terminal = r.terminal AND v.seq = r.seq",
+            &[&terminals, &seqs],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO ledger_usage (terminal, seq, line, benefit, at, day, recipient, credential,
+                provider, merchant, category, amount_cents, units, snapshot, record_hash, counted,
+                outcome, payable_cents, payable_units, conflicts)
+             SELECT terminal, seq, line, benefit, at, day, recipient, credential, provider, merchant,
+                    category, amount_cents, units, snapshot, record_hash, counted, 'pending', 0, 0, '[]'
+             FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::TEXT[],
+                         $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::BIGINT[],
+                         $13::BIGINT[], $14::BIGINT[], $15::TEXT[], $16::BIGINT[])
+                  AS l(terminal, seq, line, benefit, at, day, recipient, credential, provider, merchant,
+                       category, amount_cents, units, snapshot, record_hash, counted)",
+            &[
+                &columns.terminal,
+                &columns.seq,
+                &columns.line,
+                &columns.benefit,
+                &columns.at,
+                &columns.day,
+                &columns.recipient,
+                &columns.credential,
+                &columns.provider,
+                &columns.merchant,
+                &columns.category,
+                &columns.amount_cents,
+                &columns.units,
+                &columns.snapshot,
+                &columns.record_hash,
+                &columns.counted,
+            ],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO ledger_voids (terminal, voids, seq)
+             SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[])",
+            &[&void_terminals, &void_sales, &void_seqs],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO ledger_records (terminal, seq, outcome)
+             SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::TEXT[])
+             ON CONFLICT (terminal, seq) DO UPDATE SET outcome = excluded.outcome",
+            &[&terminals, &seqs, &outcomes],
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -184,27 +246,52 @@ impl LedgerStore for PostgresStore {
     }
 
     async fn ledger_store_decisions(&self, decisions: Vec<Decision>) -> StoreResult<()> {
+        // One statement per chunk of arrays instead of one round trip per
+        // line: the first run of a month stores a million decisions.
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let update = tx
             .prepare(
-                "UPDATE ledger_usage SET outcome = $5, payable_cents = $6, payable_units = $7, conflicts = $8
-                 WHERE terminal = $1 AND seq = $2 AND line = $3 AND benefit = $4",
+                "UPDATE ledger_usage u SET outcome = d.outcome, payable_cents = d.payable_cents,
+                        payable_units = d.payable_units, conflicts = d.conflicts
+                 FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[],
+                             $6::BIGINT[], $7::BIGINT[], $8::TEXT[])
+                      AS d(terminal, seq, line, benefit, outcome, payable_cents, payable_units, conflicts)
+                 WHERE u.terminal = d.terminal AND u.seq = d.seq AND u.line = d.line AND u.benefit = d.benefit",
             )
             .await?;
-        for decision in &decisions {
-            let conflicts = serde_json::to_string(&decision.conflicts)
-                .map_err(|err| StoreError::Other(format!("conflicts: {err}")))?;
+        for chunk in decisions.chunks(DECISIONS_PER_STATEMENT) {
+            let mut terminals = Vec::with_capacity(chunk.len());
+            let mut seqs = Vec::with_capacity(chunk.len());
+            let mut lines = Vec::with_capacity(chunk.len());
+            let mut benefits = Vec::with_capacity(chunk.len());
+            let mut outcomes = Vec::with_capacity(chunk.len());
+            let mut payable_cents = Vec::with_capacity(chunk.len());
+            let mut payable_units = Vec::with_capacity(chunk.len());
+            let mut conflicts = Vec::with_capacity(chunk.len());
+            for decision in chunk {
+                terminals.push(decision.key.terminal.as_str());
+                seqs.push(i(decision.key.seq));
+                lines.push(i64::from(decision.key.line));
+                benefits.push(decision.key.benefit.as_str());
+                outcomes.push(outcome_text(Some(decision)));
+                payable_cents.push(decision.payable.cents());
+                payable_units.push(i64::from(decision.payable_count));
+                conflicts.push(
+                    serde_json::to_string(&decision.conflicts)
+                        .map_err(|err| StoreError::Other(format!("conflicts: {err}")))?,
+                );
+            }
             tx.execute(
                 &update,
                 &[
-                    &decision.key.terminal,
-                    &i(decision.key.seq),
-                    &i64::from(decision.key.line),
-                    &decision.key.benefit,
-                    &outcome_text(Some(decision)),
-                    &decision.payable.cents(),
-                    &i64::from(decision.payable_count),
+                    &terminals,
+                    &seqs,
+                    &lines,
+                    &benefits,
+                    &outcomes,
+                    &payable_cents,
+                    &payable_units,
                     &conflicts,
                 ],
             )
@@ -490,23 +577,21 @@ impl LedgerStore for PostgresStore {
                 ),
             )
         })?;
-        let settled = tx
-            .prepare(
-                "INSERT INTO ledger_settled (number, terminal, seq, line, benefit, amount_cents)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .await?;
-        for item in &s.items {
+        // One statement per chunk of items: a month of a city settles a
+        // million of them.
+        for chunk in s.items.chunks(DECISIONS_PER_STATEMENT) {
+            let terminals: Vec<&str> = chunk
+                .iter()
+                .map(|item| item.key.terminal.as_str())
+                .collect();
+            let seqs: Vec<i64> = chunk.iter().map(|item| i(item.key.seq)).collect();
+            let lines: Vec<i64> = chunk.iter().map(|item| i64::from(item.key.line)).collect();
+            let benefits: Vec<&str> = chunk.iter().map(|item| item.key.benefit.as_str()).collect();
+            let amounts: Vec<i64> = chunk.iter().map(|item| item.amount.cents()).collect();
             tx.execute(
-                &settled,
-                &[
-                    &s.number,
-                    &item.key.terminal,
-                    &i(item.key.seq),
-                    &i64::from(item.key.line),
-                    &item.key.benefit,
-                    &item.amount.cents(),
-                ],
+                "INSERT INTO ledger_settled (number, terminal, seq, line, benefit, amount_cents)
+                 SELECT $1, * FROM unnest($2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::TEXT[], $6::BIGINT[])",
+                &[&s.number, &terminals, &seqs, &lines, &benefits, &amounts],
             )
             .await?;
         }

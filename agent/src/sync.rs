@@ -185,7 +185,11 @@ impl Syncer {
                 .filter(|record| record.outcome == "flagged")
             {
                 // Flagged records are stored by central as evidence; the
-                // terminal cannot fix them, but an operator should know.
+                // terminal cannot fix them, but an operator should know. A
+                // `bad_signature` copy is not stored in the chain:
+                // `acked_through` stops before it, so the record stays in
+                // the outbox and is resent (a copy corrupted on the way is
+                // followed by a clean one).
                 tracing::warn!(
                     seq = record.seq,
                     reason = record.reason.as_deref().unwrap_or(""),

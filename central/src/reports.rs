@@ -672,6 +672,12 @@ pub struct ProviderReportBuilder {
 /// Open flags listed at most; the count beyond is not kept.
 pub const OPEN_FLAGS_MAX: usize = 1_000;
 
+/// The earliest [`OPEN_FLAGS_MAX`] flags, oldest first.
+fn sort_and_trim(flags: &mut Vec<OpenFlag>) {
+    flags.sort_by(|a, b| (a.at, &a.terminal, a.seq).cmp(&(b.at, &b.terminal, b.seq)));
+    flags.truncate(OPEN_FLAGS_MAX);
+}
+
 impl ProviderReportBuilder {
     pub fn new(
         provider: &str,
@@ -705,7 +711,12 @@ impl ProviderReportBuilder {
             }
             own += line.amount;
         }
-        if !accepted && own.is_positive() && self.flags.len() < OPEN_FLAGS_MAX {
+        if !accepted && own.is_positive() {
+            // Records may come in any order (merchant by merchant): keep
+            // the earliest, bounded, by trimming now and then.
+            if self.flags.len() >= 2 * OPEN_FLAGS_MAX {
+                sort_and_trim(&mut self.flags);
+            }
             self.flags.push(OpenFlag {
                 terminal: record.terminal.clone(),
                 seq: record.seq,
@@ -752,7 +763,7 @@ impl ProviderReportBuilder {
             })
             .collect();
         let mut flags = self.flags;
-        flags.sort_by(|a, b| (a.at, &a.terminal, a.seq).cmp(&(b.at, &b.terminal, b.seq)));
+        sort_and_trim(&mut flags);
         ProviderReport {
             provider: self.provider.clone(),
             provider_name: self.provider_name.clone(),

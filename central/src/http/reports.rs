@@ -375,14 +375,24 @@ pub async fn provider_report(
         .into_iter()
         .map(|m| (m.id, m.name))
         .collect();
+    let mut merchants: Vec<String> = merchant_names.keys().cloned().collect();
+    merchants.sort_unstable();
     let mut builder = ProviderReportBuilder::new(&party.id, &party.name, period, merchant_names);
-    let mut query = period_query(period)?;
-    query.provider = Some(provider.clone());
-    each_record(&state, query, |_, record| {
-        builder.add(&record);
-        Ok(())
-    })
-    .await?;
+    // Merchant by merchant: each is a range of the `(merchant, at)` index,
+    // where the provider filter only sorts out rows already found. Records
+    // carry no indexed provider, and the period alone has no index, so one
+    // query for the provider would scan every record ever stored. Every
+    // record names a registered merchant (its terminal's).
+    for merchant in merchants {
+        let mut query = period_query(period)?;
+        query.provider = Some(provider.clone());
+        query.merchant = Some(merchant);
+        each_record(&state, query, |_, record| {
+            builder.add(&record);
+            Ok(())
+        })
+        .await?;
+    }
     let benefits: Vec<String> = state
         .store
         .benefits(Some(&provider))

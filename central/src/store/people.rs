@@ -119,6 +119,70 @@ fn widened_range(from: Timestamp, to: Timestamp) -> (String, String) {
     (from_wide.to_string(), to_wide.to_string())
 }
 
+/// A bound value of [`period_sql`].
+enum SqlValue {
+    Text(String),
+    Int(i64),
+}
+
+/// The SQL of [`PeopleStore::records_in_period`], naming only the filters
+/// the query sets. A filter written as `(? IS NULL OR merchant = ?)` keeps
+/// the planner (SQLite always, PostgreSQL with a generic plan) from using
+/// the `(merchant, at)` or `(recipient, at)` index, and every page becomes
+/// a scan of the whole table; with only the set filters, a merchant's or a
+/// recipient's period is an index range.
+///
+/// `postgres`: `$n` placeholders and byte-order (`COLLATE "C"`) text
+/// comparison, as the PostgreSQL indexes are built; else SQLite's `?n`.
+fn period_sql(query: &PeriodQuery, postgres: bool) -> (String, Vec<SqlValue>) {
+    let (from_text, to_text) = widened(query);
+    let c = if postgres { " COLLATE \"C\"" } else { "" };
+    let mut values = vec![SqlValue::Text(from_text), SqlValue::Text(to_text)];
+    let next = |values: &mut Vec<SqlValue>, value: SqlValue| {
+        values.push(value);
+        if postgres {
+            format!("${}", values.len())
+        } else {
+            format!("?{}", values.len())
+        }
+    };
+    let (from_p, to_p) = if postgres { ("$1", "$2") } else { ("?1", "?2") };
+    let mut sql = format!(
+        "SELECT terminal, seq, hash, outcome, reason, recipient, merchant, at, kind, discount_cents, body
+         FROM records WHERE at{c} >= {from_p} AND at{c} < {to_p}"
+    );
+    if let Some(merchant) = &query.merchant {
+        let p = next(&mut values, SqlValue::Text(merchant.clone()));
+        sql.push_str(&format!(" AND merchant = {p}"));
+    }
+    if let Some(provider) = &query.provider {
+        let p = next(&mut values, SqlValue::Text(format!("%,{provider},%")));
+        sql.push_str(&format!(" AND providers LIKE {p}"));
+    }
+    if let Some(recipient) = &query.recipient {
+        let p = next(&mut values, SqlValue::Text(recipient.clone()));
+        sql.push_str(&format!(" AND recipient = {p}"));
+    }
+    if let Some(cursor) = &query.after {
+        let at_p = next(&mut values, SqlValue::Text(cursor.at_text.clone()));
+        let terminal_p = next(&mut values, SqlValue::Text(cursor.terminal.clone()));
+        let seq_p = next(
+            &mut values,
+            SqlValue::Int(i64::try_from(cursor.seq).unwrap_or(i64::MAX)),
+        );
+        // The plain `at >=` bound lets the index start at the cursor; the
+        // row comparison then skips the rows already returned.
+        sql.push_str(&format!(
+            " AND at{c} >= {at_p} AND (at{c}, terminal{c}, seq) > ({at_p}, {terminal_p}, {seq_p})"
+        ));
+    }
+    let limit_p = next(&mut values, SqlValue::Int(i64::from(query.limit)));
+    sql.push_str(&format!(
+        " ORDER BY at{c}, terminal{c}, seq LIMIT {limit_p}"
+    ));
+    (sql, values)
+}
+
 /// Keeps the rows in the exact range and computes the next cursor from the
 /// last row the database returned (before filtering, so no row is skipped).
 fn page(query: &PeriodQuery, rows: Vec<(String, RecordRow)>) -> PeriodPage {

@@ -7,8 +7,8 @@ use jiff::civil::Date;
 use jiff::Timestamp;
 
 use super::{
-    page, widened, widened_range, Budget, PeopleStore, PeriodPage, PeriodQuery, Person,
-    PortalAccess,
+    page, period_sql, widened_range, Budget, PeopleStore, PeriodPage, PeriodQuery, Person,
+    PortalAccess, SqlValue,
 };
 use crate::store::postgres::PostgresStore;
 use crate::store::{RecordRow, StoreError, StoreResult};
@@ -52,40 +52,23 @@ impl PeopleStore for PostgresStore {
     }
 
     async fn records_in_period(&self, query: &PeriodQuery) -> StoreResult<PeriodPage> {
-        let (from_text, to_text) = widened(query);
-        let provider_pattern = query.provider.as_ref().map(|p| format!("%,{p},%"));
-        let (after_at, after_terminal, after_seq) = match &query.after {
-            Some(cursor) => (
-                Some(cursor.at_text.clone()),
-                Some(cursor.terminal.clone()),
-                i64::try_from(cursor.seq).unwrap_or(i64::MAX),
-            ),
-            None => (None, None, 0),
-        };
-        let rows = self
-            .client()
-            .await?
-            .query(
-                "SELECT terminal, seq, hash, outcome, reason, recipient, merchant, at, kind, discount_cents, body
-                 FROM records
-                 WHERE at COLLATE \"C\" >= $1 AND at COLLATE \"C\" < $2
-                   AND ($3::TEXT IS NULL OR merchant = $3) AND ($4::TEXT IS NULL OR providers LIKE $4)
-                   AND ($5::TEXT IS NULL OR recipient = $5)
-                   AND ($6::TEXT IS NULL OR (at COLLATE \"C\", terminal COLLATE \"C\", seq) > ($6, $7, $8))
-                 ORDER BY at COLLATE \"C\", terminal COLLATE \"C\", seq LIMIT $9",
-                &[
-                    &from_text,
-                    &to_text,
-                    &query.merchant,
-                    &provider_pattern,
-                    &query.recipient,
-                    &after_at,
-                    &after_terminal,
-                    &after_seq,
-                    &i64::from(query.limit),
-                ],
+        let (sql, values) = period_sql(query, true);
+        let values: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = values
+            .into_iter()
+            .map(
+                |value| -> Box<dyn tokio_postgres::types::ToSql + Sync + Send> {
+                    match value {
+                        SqlValue::Text(text) => Box::new(text),
+                        SqlValue::Int(int) => Box::new(int),
+                    }
+                },
             )
-            .await?;
+            .collect();
+        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = values
+            .iter()
+            .map(|value| value.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        let rows = self.client().await?.query(&sql, &params).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             let at: String = row.get(7);

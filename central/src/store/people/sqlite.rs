@@ -6,8 +6,8 @@ use jiff::Timestamp;
 use rusqlite::{params, params_from_iter, OptionalExtension};
 
 use super::{
-    page, widened, widened_range, Budget, PeopleStore, PeriodPage, PeriodQuery, Person,
-    PortalAccess,
+    page, period_sql, widened_range, Budget, PeopleStore, PeriodPage, PeriodQuery, Person,
+    PortalAccess, SqlValue,
 };
 use crate::store::sqlite::SqliteStore;
 use crate::store::{RecordRow, StoreError, StoreResult};
@@ -71,36 +71,16 @@ impl PeopleStore for SqliteStore {
     async fn records_in_period(&self, query: &PeriodQuery) -> StoreResult<PeriodPage> {
         let query = query.clone();
         self.call(move |conn| {
-            let (from_text, to_text) = widened(&query);
-            let provider_pattern = query.provider.as_ref().map(|p| format!("%,{p},%"));
-            let (after_at, after_terminal, after_seq) = match &query.after {
-                Some(cursor) => (
-                    Some(cursor.at_text.clone()),
-                    Some(cursor.terminal.clone()),
-                    i64::try_from(cursor.seq).unwrap_or(i64::MAX),
-                ),
-                None => (None, None, 0),
-            };
-            let mut stmt = conn.prepare_cached(
-                "SELECT terminal, seq, hash, outcome, reason, recipient, merchant, at, kind, discount_cents, body
-                 FROM records
-                 WHERE at >= ?1 AND at < ?2
-                   AND (?3 IS NULL OR merchant = ?3) AND (?4 IS NULL OR providers LIKE ?4)
-                   AND (?5 IS NULL OR recipient = ?5)
-                   AND (?6 IS NULL OR (at, terminal, seq) > (?6, ?7, ?8))
-                 ORDER BY at, terminal, seq LIMIT ?9",
-            )?;
-            let mut rows = stmt.query(params![
-                from_text,
-                to_text,
-                query.merchant,
-                provider_pattern,
-                query.recipient,
-                after_at,
-                after_terminal,
-                after_seq,
-                i64::from(query.limit)
-            ])?;
+            let (sql, values) = period_sql(&query, false);
+            let values: Vec<rusqlite::types::Value> = values
+                .into_iter()
+                .map(|value| match value {
+                    SqlValue::Text(text) => rusqlite::types::Value::Text(text),
+                    SqlValue::Int(int) => rusqlite::types::Value::Integer(int),
+                })
+                .collect();
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let mut rows = stmt.query(params_from_iter(values.iter()))?;
             let mut out = Vec::new();
             while let Some(row) = rows.next()? {
                 let at: String = row.get(7)?;

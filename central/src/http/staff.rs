@@ -574,7 +574,7 @@ pub async fn import(
     let provider = acting_provider(&staff, query.provider.as_deref())?;
     let kind = Kind::parse(&kind).ok_or_else(|| {
         ApiError::not_found(format!(
-            "import kind {kind:?}: use recipients, credentials, memberships or grants"
+            "import kind {kind:?}: use recipients, credentials, memberships, grants or guardians"
         ))
     })?;
     let content_type = headers

@@ -256,6 +256,15 @@ async fn imports_are_whole_or_nothing(db: TestDb) {
             .starts_with("line 3: recipient: looks like a personal code"),
         "{error}"
     );
+
+    // An unknown kind names every kind there is, guardians included.
+    let response = import("pupils", "recipient\nN001\n").await.expect("import");
+    assert_eq!(response.status().as_u16(), 404);
+    let error: serde_json::Value = response.json().await.expect("JSON");
+    assert_eq!(
+        error["error"]["message"],
+        "import kind \"pupils\": use recipients, credentials, memberships, grants or guardians"
+    );
     server.stop().await;
 }
 store_test!(imports_are_whole_or_nothing);

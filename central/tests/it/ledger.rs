@@ -620,3 +620,50 @@ async fn malformed_ledger_requests_are_refused(db: TestDb) {
     server.stop().await;
 }
 store_test!(malformed_ledger_requests_are_refused);
+
+// Goal: a gap in a till's chain that is not filled within a day becomes a
+// `chain_gap` flag, visible to the till's merchant and not to another.
+// Method: upload records 1 and 3 (3 is held); run at once (no flag yet),
+// then 25 hours later.
+async fn an_unfilled_chain_gap_is_flagged_after_a_day(db: TestDb) {
+    let world = World::new(db, 3, 0).await;
+    let server = Server::start(world.state.clone()).await;
+    let mut till = world.terminal("canteen", "meal").await;
+    let first = till.sale(&pupil(0, &world), &["riga-lunch"], lunch("2.50"), day(0));
+    let _lost = till.sale(&pupil(1, &world), &["riga-lunch"], lunch("2.50"), day(0));
+    let third = till.sale(&pupil(2, &world), &["riga-lunch"], lunch("2.50"), day(0));
+    let (status, answer) = server
+        .upload(&till, till.packet(vec![first]).to_json())
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = server
+        .upload(&till, till.packet(vec![third]).to_json())
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(outcomes(&answer)[0].1, "held", "{answer}");
+    ledger::run(world.store().as_ref(), now())
+        .await
+        .expect("ledger run");
+    let (_, flags) = get_json(&server, "/api/v1/flags?kind=chain_gap", &world.admin_token).await;
+    assert_eq!(flags, json!([]), "a fresh gap is not a finding yet");
+    let later = now()
+        .checked_add(jiff::SignedDuration::from_hours(25))
+        .expect("instant");
+    ledger::run(world.store().as_ref(), later)
+        .await
+        .expect("ledger run");
+    let (_, flags) = get_json(
+        &server,
+        "/api/v1/flags?kind=chain_gap",
+        &world.canteen_token,
+    )
+    .await;
+    assert_eq!(flags.as_array().map(Vec::len), Some(1), "{flags}");
+    assert_eq!(flags[0]["subject"]["terminal"], till.id());
+    assert_eq!(flags[0]["evidence"]["from"], 2);
+    assert_eq!(flags[0]["evidence"]["to"], 2);
+    let (_, other) = get_json(&server, "/api/v1/flags?kind=chain_gap", &world.bus_token).await;
+    assert_eq!(other, json!([]), "another merchant does not see it");
+    server.stop().await;
+}
+store_test!(an_unfilled_chain_gap_is_flagged_after_a_day);

@@ -29,6 +29,7 @@ use serde_json::json;
 use shared::model::Benefit;
 use shared::money::Money;
 
+use super::staff::{check_label, scoped_party, Side};
 use super::{parse_json, ApiError, Staff};
 use crate::keys::{random_token, secret_hash};
 use crate::opendata::{self, SUPPRESSION_THRESHOLD};
@@ -199,39 +200,23 @@ fn period_query(period: Period) -> Result<PeriodQuery, ApiError> {
 
 /// The merchant a report is for: a merchant token's own, or the one an admin names.
 fn report_merchant(staff: &Staff, named: Option<&str>) -> Result<String, ApiError> {
-    match (&staff.role, named) {
-        (Role::Merchant(own), None) => Ok(own.clone()),
-        (Role::Merchant(own), Some(named)) if named == own => Ok(own.clone()),
-        (Role::Merchant(own), Some(named)) => Err(ApiError::forbidden(format!(
-            "merchant: a token of {own:?} cannot read reports of {named:?}"
-        ))),
-        (Role::Admin, Some(named)) => Ok(named.to_owned()),
-        (Role::Admin, None) => Err(ApiError::bad_request(
-            "malformed",
-            "merchant: an admin must name the merchant",
-        )),
-        (Role::Provider(_), _) => Err(ApiError::forbidden(
-            "merchant reports need a merchant token (providers: /api/v1/reports/provider)",
-        )),
-    }
+    scoped_party(
+        staff,
+        named,
+        Side::Merchant,
+        "read reports of",
+        "merchant reports need a merchant token (providers: /api/v1/reports/provider)",
+    )
 }
 
 fn report_provider(staff: &Staff, named: Option<&str>) -> Result<String, ApiError> {
-    match (&staff.role, named) {
-        (Role::Provider(own), None) => Ok(own.clone()),
-        (Role::Provider(own), Some(named)) if named == own => Ok(own.clone()),
-        (Role::Provider(own), Some(named)) => Err(ApiError::forbidden(format!(
-            "provider: a token of {own:?} cannot read reports of {named:?}"
-        ))),
-        (Role::Admin, Some(named)) => Ok(named.to_owned()),
-        (Role::Admin, None) => Err(ApiError::bad_request(
-            "malformed",
-            "provider: an admin must name the provider",
-        )),
-        (Role::Merchant(_), _) => Err(ApiError::forbidden(
-            "the provider report needs a provider token (merchants: /api/v1/reports/merchant/…)",
-        )),
-    }
+    scoped_party(
+        staff,
+        named,
+        Side::Provider,
+        "read reports of",
+        "the provider report needs a provider token (merchants: /api/v1/reports/merchant/…)",
+    )
 }
 
 /// `GET /api/v1/reports/merchant/daily?date=YYYY-MM-DD`
@@ -271,17 +256,7 @@ async fn merchant_report(
 ) -> Result<Response, ApiError> {
     let format = format_of(&params, &headers, true)?;
     let merchant = report_merchant(&staff, params.get("merchant").map(String::as_str))?;
-    let Some(party) = state
-        .store
-        .merchants()
-        .await?
-        .into_iter()
-        .find(|m| m.id == merchant)
-    else {
-        return Err(ApiError::not_found(format!(
-            "merchant {merchant:?} not found"
-        )));
-    };
+    let party = find_party(state.store.merchants().await?, &merchant, Side::Merchant)?;
     let labels: HashMap<String, String> = state
         .store
         .terminals(Some(&merchant))
@@ -316,15 +291,41 @@ async fn merchant_report(
     }
     let report = builder.finish(state.clock.now());
     let stem = format!("merchant-{}-{}", report.merchant, report.period);
-    Ok(match format {
-        Format::Json => Json(&report).into_response(),
-        Format::Csv => typed(
-            "text/csv; charset=utf-8",
-            report.to_csv(),
-            Some(format!("{}.csv", safe_file_name(&stem))),
-        ),
-        Format::Html => typed("text/html; charset=utf-8", report.to_html(), None),
-    })
+    Ok(rendered(
+        format,
+        &report,
+        || (report.to_csv(), format!("{}.csv", safe_file_name(&stem))),
+        || report.to_html(),
+    ))
+}
+
+/// The party named `id` among `parties`, or 404.
+fn find_party(
+    parties: Vec<crate::store::Party>,
+    id: &str,
+    side: Side,
+) -> Result<crate::store::Party, ApiError> {
+    parties
+        .into_iter()
+        .find(|party| party.id == id)
+        .ok_or_else(|| ApiError::not_found(format!("{} {id:?} not found", side.name())))
+}
+
+/// A report in the format asked for; `csv` gives the text and file name.
+fn rendered<T: Serialize>(
+    format: Format,
+    report: &T,
+    csv: impl FnOnce() -> (String, String),
+    html: impl FnOnce() -> String,
+) -> Response {
+    match format {
+        Format::Json => Json(report).into_response(),
+        Format::Csv => {
+            let (text, file_name) = csv();
+            typed("text/csv; charset=utf-8", text, Some(file_name))
+        }
+        Format::Html => typed("text/html; charset=utf-8", html(), None),
+    }
 }
 
 /// Keeps a file name to characters every client accepts.
@@ -357,17 +358,7 @@ pub async fn provider_report(
         None => ProviderTable::Usage,
     };
     let provider = report_provider(&staff, params.get("provider").map(String::as_str))?;
-    let Some(party) = state
-        .store
-        .providers()
-        .await?
-        .into_iter()
-        .find(|p| p.id == provider)
-    else {
-        return Err(ApiError::not_found(format!(
-            "provider {provider:?} not found"
-        )));
-    };
+    let party = find_party(state.store.providers().await?, &provider, Side::Provider)?;
     let merchant_names: HashMap<String, String> = state
         .store
         .merchants()
@@ -429,22 +420,22 @@ pub async fn provider_report(
         .collect();
     let report = builder.finish(&budgets, &benefits, ledger_flags, state.clock.now());
     let stem = format!("provider-{}-{}", report.provider, report.month);
-    Ok(match format {
-        Format::Json => Json(&report).into_response(),
-        Format::Csv => {
-            let suffix = match table {
-                ProviderTable::Usage => "usage",
-                ProviderTable::Budget => "budget",
-                ProviderTable::Flags => "flags",
-            };
-            typed(
-                "text/csv; charset=utf-8",
+    let suffix = match table {
+        ProviderTable::Usage => "usage",
+        ProviderTable::Budget => "budget",
+        ProviderTable::Flags => "flags",
+    };
+    Ok(rendered(
+        format,
+        &report,
+        || {
+            (
                 report.to_csv(table),
-                Some(format!("{}-{suffix}.csv", safe_file_name(&stem))),
+                format!("{}-{suffix}.csv", safe_file_name(&stem)),
             )
-        }
-        Format::Html => typed("text/html; charset=utf-8", report.to_html(), None),
-    })
+        },
+        || report.to_html(),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -580,12 +571,7 @@ pub async fn create_portal_token(
     }
     let request: PortalTokenBody = parse_json(&body)?;
     let label = request.label.trim();
-    if label.is_empty() || label.len() > 200 {
-        return Err(ApiError::bad_request(
-            "malformed",
-            "label: must be 1-200 bytes",
-        ));
-    }
+    check_label("label", label)?;
     let token = random_token(32).map_err(|err| internal(err.to_string()))?;
     state
         .store

@@ -35,38 +35,105 @@ fn admin_only(staff: &Staff) -> Result<(), ApiError> {
     }
 }
 
-/// The provider a request acts for: a provider token's own, or the one an
-/// admin names.
-fn acting_provider(staff: &Staff, named: Option<&str>) -> Result<String, ApiError> {
-    match (&staff.role, named) {
-        (Role::Provider(own), None) => Ok(own.clone()),
-        (Role::Provider(own), Some(named)) if named == own => Ok(own.clone()),
-        (Role::Provider(own), Some(named)) => Err(ApiError::forbidden(format!(
-            "provider: a token of {own:?} cannot act for {named:?}"
-        ))),
-        (Role::Admin, Some(named)) => Ok(named.to_owned()),
-        (Role::Admin, None) => Err(ApiError::bad_request(
-            "malformed",
-            "provider: an admin must name the provider",
-        )),
-        (Role::Merchant(_), _) => Err(ApiError::forbidden("this needs a provider token")),
+/// Which side of a sale a scoped request is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Side {
+    Provider,
+    Merchant,
+}
+
+impl Side {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Side::Provider => "provider",
+            Side::Merchant => "merchant",
+        }
     }
 }
 
-fn acting_merchant(staff: &Staff, named: Option<&str>) -> Result<String, ApiError> {
-    match (&staff.role, named) {
-        (Role::Merchant(own), None) => Ok(own.clone()),
-        (Role::Merchant(own), Some(named)) if named == own => Ok(own.clone()),
-        (Role::Merchant(own), Some(named)) => Err(ApiError::forbidden(format!(
-            "merchant: a token of {own:?} cannot act for {named:?}"
+/// The provider or merchant a request is for: the token's own (the named
+/// one must be it), or the one an admin names. `verb` says what a token
+/// cannot do for another ("act for"); `wrong_role` is the answer to a
+/// token of the other side.
+pub(super) fn scoped_party(
+    staff: &Staff,
+    named: Option<&str>,
+    side: Side,
+    verb: &str,
+    wrong_role: &str,
+) -> Result<String, ApiError> {
+    let own = match (&staff.role, side) {
+        (Role::Provider(own), Side::Provider) | (Role::Merchant(own), Side::Merchant) => own,
+        (Role::Admin, _) => {
+            return match named {
+                Some(named) => Ok(named.to_owned()),
+                None => Err(ApiError::bad_request(
+                    "malformed",
+                    format!("{0}: an admin must name the {0}", side.name()),
+                )),
+            }
+        }
+        _ => return Err(ApiError::forbidden(wrong_role.to_owned())),
+    };
+    match named {
+        Some(named) if named != own => Err(ApiError::forbidden(format!(
+            "{}: a token of {own:?} cannot {verb} {named:?}",
+            side.name()
         ))),
-        (Role::Admin, Some(named)) => Ok(named.to_owned()),
-        (Role::Admin, None) => Err(ApiError::bad_request(
-            "malformed",
-            "merchant: an admin must name the merchant",
-        )),
-        (Role::Provider(_), _) => Err(ApiError::forbidden("this needs a merchant token")),
+        _ => Ok(own.clone()),
     }
+}
+
+/// The provider a request acts for: a provider token's own, or the one an
+/// admin names.
+fn acting_provider(staff: &Staff, named: Option<&str>) -> Result<String, ApiError> {
+    scoped_party(
+        staff,
+        named,
+        Side::Provider,
+        "act for",
+        "this needs a provider token",
+    )
+}
+
+fn acting_merchant(staff: &Staff, named: Option<&str>) -> Result<String, ApiError> {
+    scoped_party(
+        staff,
+        named,
+        Side::Merchant,
+        "act for",
+        "this needs a merchant token",
+    )
+}
+
+/// A provider token's own provider; `None` for the others (who see all).
+fn own_provider(staff: &Staff) -> Option<&str> {
+    match &staff.role {
+        Role::Provider(own) => Some(own.as_str()),
+        _ => None,
+    }
+}
+
+/// An id field: what `shared` accepts as an id.
+fn check_id(field: &str, id: &str) -> Result<(), ApiError> {
+    if is_valid_id(id) {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(
+        "malformed",
+        format!("{field}: must be 1-128 printable characters without spaces"),
+    ))
+}
+
+/// A name or label field: 1-200 bytes.
+pub(super) fn check_label(field: &str, text: &str) -> Result<(), ApiError> {
+    if text.is_empty() || text.len() > 200 {
+        return Err(ApiError::bad_request(
+            "malformed",
+            format!("{field}: must be 1-200 bytes"),
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Serialize)]
@@ -92,38 +159,35 @@ pub struct PartyJson {
     name: String,
 }
 
-fn check_party(party: &PartyJson) -> Result<(), ApiError> {
-    if !is_valid_id(&party.id) {
-        return Err(ApiError::bad_request(
-            "malformed",
-            "id: must be 1-128 printable characters without spaces",
-        ));
-    }
-    if party.name.is_empty() || party.name.len() > 200 {
-        return Err(ApiError::bad_request(
-            "malformed",
-            "name: must be 1-200 bytes",
-        ));
-    }
-    Ok(())
-}
-
-pub async fn providers(
-    State(state): State<AppState>,
-    _staff: Staff,
-) -> Result<Json<Vec<PartyJson>>, ApiError> {
-    Ok(Json(
-        state
-            .store
-            .providers()
-            .await?
+fn party_list(parties: Vec<Party>) -> Json<Vec<PartyJson>> {
+    Json(
+        parties
             .into_iter()
             .map(|p| PartyJson {
                 id: p.id,
                 name: p.name,
             })
             .collect(),
-    ))
+    )
+}
+
+/// The party an admin's `PUT` names, checked.
+fn party_body(staff: &Staff, body: &[u8]) -> Result<Party, ApiError> {
+    admin_only(staff)?;
+    let party: PartyJson = parse_json(body)?;
+    check_id("id", &party.id)?;
+    check_label("name", &party.name)?;
+    Ok(Party {
+        id: party.id,
+        name: party.name,
+    })
+}
+
+pub async fn providers(
+    State(state): State<AppState>,
+    _staff: Staff,
+) -> Result<Json<Vec<PartyJson>>, ApiError> {
+    Ok(party_list(state.store.providers().await?))
 }
 
 pub async fn put_provider(
@@ -131,16 +195,8 @@ pub async fn put_provider(
     staff: Staff,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    admin_only(&staff)?;
-    let party: PartyJson = parse_json(&body)?;
-    check_party(&party)?;
-    state
-        .store
-        .upsert_provider(&Party {
-            id: party.id,
-            name: party.name,
-        })
-        .await?;
+    let party = party_body(&staff, &body)?;
+    state.store.upsert_provider(&party).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -148,18 +204,7 @@ pub async fn merchants(
     State(state): State<AppState>,
     _staff: Staff,
 ) -> Result<Json<Vec<PartyJson>>, ApiError> {
-    Ok(Json(
-        state
-            .store
-            .merchants()
-            .await?
-            .into_iter()
-            .map(|p| PartyJson {
-                id: p.id,
-                name: p.name,
-            })
-            .collect(),
-    ))
+    Ok(party_list(state.store.merchants().await?))
 }
 
 pub async fn put_merchant(
@@ -167,16 +212,8 @@ pub async fn put_merchant(
     staff: Staff,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    admin_only(&staff)?;
-    let party: PartyJson = parse_json(&body)?;
-    check_party(&party)?;
-    state
-        .store
-        .upsert_merchant(&Party {
-            id: party.id,
-            name: party.name,
-        })
-        .await?;
+    let party = party_body(&staff, &body)?;
+    state.store.upsert_merchant(&party).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -193,10 +230,7 @@ pub async fn groups(
     State(state): State<AppState>,
     staff: Staff,
 ) -> Result<Json<Vec<GroupJson>>, ApiError> {
-    let provider = match &staff.role {
-        Role::Provider(own) => Some(own.as_str()),
-        _ => None,
-    };
+    let provider = own_provider(&staff);
     Ok(Json(
         state
             .store
@@ -219,18 +253,8 @@ pub async fn put_group(
 ) -> Result<StatusCode, ApiError> {
     let group: GroupJson = parse_json(&body)?;
     let provider = acting_provider(&staff, group.provider.as_deref())?;
-    if !is_valid_id(&group.id) {
-        return Err(ApiError::bad_request(
-            "malformed",
-            "id: must be 1-128 printable characters without spaces",
-        ));
-    }
-    if group.label.is_empty() || group.label.len() > 200 {
-        return Err(ApiError::bad_request(
-            "malformed",
-            "label: must be 1-200 bytes",
-        ));
-    }
+    check_id("id", &group.id)?;
+    check_label("label", &group.label)?;
     state
         .store
         .upsert_group(&Group {
@@ -255,10 +279,7 @@ pub async fn benefits(
     State(state): State<AppState>,
     staff: Staff,
 ) -> Result<Json<Vec<BenefitJson>>, ApiError> {
-    let provider = match &staff.role {
-        Role::Provider(own) => Some(own.as_str()),
-        _ => None,
-    };
+    let provider = own_provider(&staff);
     Ok(Json(
         state
             .store
@@ -427,12 +448,7 @@ pub async fn new_terminal(
     label: &str,
     categories: Vec<String>,
 ) -> Result<EnrolCodeJson, ApiError> {
-    if label.is_empty() || label.len() > 200 {
-        return Err(ApiError::bad_request(
-            "malformed",
-            "label: must be 1-200 bytes",
-        ));
-    }
+    check_label("label", label)?;
     if categories.is_empty() {
         return Err(ApiError::bad_request(
             "malformed",
@@ -775,6 +791,12 @@ pub struct RecordJson {
 
 const RECORDS_PAGE_MAX: u32 = 1_000;
 
+/// A stored record body as JSON; `null` if it does not parse (it was
+/// verified at ingestion, so this is only a guard against a damaged row).
+fn stored_body(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
+}
+
 pub async fn records(
     State(state): State<AppState>,
     staff: Staff,
@@ -800,7 +822,7 @@ pub async fn records(
     Ok(Json(
         rows.into_iter()
             .map(|row| RecordJson {
-                record: serde_json::from_str(&row.body).unwrap_or(serde_json::Value::Null),
+                record: stored_body(&row.body),
                 terminal: row.terminal,
                 seq: row.seq,
                 hash: row.hash,
@@ -836,7 +858,7 @@ pub async fn forks(
             .await?
             .into_iter()
             .map(|row| ForkJson {
-                record: serde_json::from_str(&row.body).unwrap_or(serde_json::Value::Null),
+                record: stored_body(&row.body),
                 terminal: row.terminal,
                 seq: row.seq,
                 hash: row.hash,

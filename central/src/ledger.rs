@@ -78,19 +78,10 @@ static RUN_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// decisions and raises flags.
 pub async fn run(store: &dyn Store, now: Timestamp) -> Result<RunReport, LedgerError> {
     let _guard = RUN_LOCK.lock().await;
-    Ok(run_locked(store, now).await?.report)
+    run_locked(store, now).await
 }
 
-/// What a run leaves for settlement: the benefits and every usage line
-/// with its current decision, aligned.
-struct Reconciled {
-    report: RunReport,
-    benefits: Vec<Benefit>,
-    records: Vec<UsageRecord>,
-    decisions: Vec<Decision>,
-}
-
-async fn run_locked(store: &dyn Store, now: Timestamp) -> Result<Reconciled, LedgerError> {
+async fn run_locked(store: &dyn Store, now: Timestamp) -> Result<RunReport, LedgerError> {
     let mut report = RunReport::default();
     let benefits: Vec<Benefit> = store
         .benefits(None)
@@ -142,18 +133,55 @@ async fn run_locked(store: &dyn Store, now: Timestamp) -> Result<Reconciled, Led
     }
 
     lap(&mut report, "take_in");
-    let stored = store.ledger_usage().await?;
+    // Only the periods that changes touch are replayed: from the start of
+    // the longest limit period containing the earliest undecided line of
+    // each benefit (`reconcile::replay_window_start`), and at least the
+    // detectors' 29 days of history. Lines before keep their decisions.
+    let pending_days = store.ledger_pending_days().await?;
+    let window_start = pending_days
+        .iter()
+        .filter_map(|(benefit, day)| {
+            let benefit = by_id.get(benefit.as_str())?;
+            let day_start = day
+                .to_zoned(benefit.time_zone.tz().clone())
+                .ok()?
+                .timestamp();
+            Some(reconcile::replay_window_start(benefit, day_start))
+        })
+        .min();
+    let Some(window_start) = window_start else {
+        // Nothing undecided: only the time-dependent checks (gaps, forks).
+        let flag_rows = detector_flags(store, &[], &[], now, false).await?;
+        report.flags_raised += store.raise_flags(flag_rows).await?;
+        lap(&mut report, "flags");
+        return Ok(report);
+    };
+    let loaded_from = window_start.min(
+        now.checked_sub(jiff::SignedDuration::from_hours(29 * 24))
+            .unwrap_or(window_start),
+    );
+    // Days are local; a day earlier in UTC covers every zone's offset.
+    let since = loaded_from
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+        .yesterday()
+        .unwrap_or(Date::MIN);
+    let stored = store.ledger_usage_since(since).await?;
     let (records, previous): (Vec<UsageRecord>, Vec<Option<Decision>>) = stored
         .into_iter()
-        .filter(|usage| by_id.contains_key(usage.line.record.benefit.as_str()))
+        .filter(|usage| {
+            by_id.contains_key(usage.line.record.benefit.as_str())
+                && usage.line.record.at >= loaded_from
+        })
         .map(|usage| (usage.line.record, usage.decision))
         .unzip();
     report.usage_lines = records.len() as u64;
     let policies = store.overuse_policies().await?;
     lap(&mut report, "load");
-    let reconciliation = reconcile::reconcile(&benefits, &policies, &records)?;
+    let kept: Vec<Decision> = previous.iter().flatten().cloned().collect();
+    let replayed = reconcile::reconcile_late(&benefits, &policies, &kept, &records, loaded_from)?;
     lap(&mut report, "reconcile");
-    let changed: Vec<Decision> = reconciliation
+    let changed: Vec<Decision> = replayed
         .decisions
         .iter()
         .zip(&previous)
@@ -164,29 +192,11 @@ async fn run_locked(store: &dyn Store, now: Timestamp) -> Result<Reconciled, Led
     if !changed.is_empty() {
         store.ledger_store_decisions(changed).await?;
     }
-
     lap(&mut report, "store");
-    // With no record taken in and no decision changed, the detectors over
-    // records would find exactly the flags already stored (stable ids):
-    // only the time-dependent gap check and the fork evidence are looked at.
-    let changed_anything = report.records_taken_in > 0 || report.decisions_changed > 0;
-    let flag_rows = detector_flags(
-        store,
-        &records,
-        &reconciliation.decisions,
-        now,
-        changed_anything,
-    )
-    .await?;
+    let flag_rows = detector_flags(store, &records, &replayed.decisions, now, true).await?;
     report.flags_raised += store.raise_flags(flag_rows).await?;
     lap(&mut report, "flags");
-    drop(by_id);
-    Ok(Reconciled {
-        report,
-        benefits,
-        records,
-        decisions: reconciliation.decisions,
-    })
+    Ok(report)
 }
 
 /// Whether a record counts toward usage and payment: accepted and not
@@ -486,18 +496,29 @@ pub async fn issue(
     now: Timestamp,
 ) -> Result<Vec<StoredSettlement>, LedgerError> {
     let _guard = RUN_LOCK.lock().await;
-    let Reconciled {
-        benefits,
-        mut records,
-        mut decisions,
-        ..
-    } = run_locked(store, now).await?;
-    if let Some(provider) = provider {
-        let keep: Vec<bool> = records.iter().map(|r| r.provider == provider).collect();
-        let mut flags = keep.iter();
-        records.retain(|_| flags.next().copied().unwrap_or(false));
-        let mut flags = keep.iter();
-        decisions.retain(|_| flags.next().copied().unwrap_or(false));
+    run_locked(store, now).await?;
+    let benefits: Vec<Benefit> = store
+        .benefits(None)
+        .await?
+        .into_iter()
+        .map(|stored| stored.benefit)
+        .collect();
+    let known: HashSet<&str> = benefits.iter().map(|b| b.id.as_str()).collect();
+    // Every line, not only the last run's window: a record of an earlier
+    // period never settled, or settled at another amount, is an adjustment.
+    let mut records = Vec::new();
+    let mut decisions = Vec::new();
+    for usage in store.ledger_usage().await? {
+        if !known.contains(usage.line.record.benefit.as_str())
+            || provider.is_some_and(|p| p != usage.line.record.provider)
+        {
+            continue;
+        }
+        let Some(decision) = usage.decision else {
+            continue; // cannot happen right after a run
+        };
+        records.push(usage.line.record);
+        decisions.push(decision);
     }
     let issued: Vec<Settlement> = store
         .all_settlements()

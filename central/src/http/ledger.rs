@@ -602,6 +602,8 @@ pub async fn put_overuse_policy(
             },
         )
         .await?;
+    // Every decision of the benefit may change: decide its lines again.
+    state.store.ledger_reset_benefit(&benefit).await?;
     ledger::ingested(&state);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -162,10 +162,20 @@ pub trait LedgerStore: Send + Sync + 'static {
     /// Records not taken in at their current outcome, in (terminal, seq)
     /// order, at most `limit`.
     async fn ledger_pending(&self, limit: u32) -> StoreResult<Vec<PendingRecord>>;
-    /// Takes records in: replaces their usage lines and voids.
+    /// Takes records in: replaces their usage lines and voids; the lines of
+    /// a sale whose void state changes lose their decision.
     async fn ledger_take_in(&self, intakes: Vec<Intake>) -> StoreResult<()>;
     /// Every usage line with its latest decision.
     async fn ledger_usage(&self) -> StoreResult<Vec<StoredUsage>>;
+    /// Usage lines whose local day is `since` or later.
+    async fn ledger_usage_since(&self, since: Date) -> StoreResult<Vec<StoredUsage>>;
+    /// Per benefit, the earliest local day of a line without a current
+    /// decision (new, re-taken, or whose void state changed): where the
+    /// next run must replay from.
+    async fn ledger_pending_days(&self) -> StoreResult<Vec<(String, Date)>>;
+    /// Drops the decisions of a benefit's lines (its overuse policy
+    /// changed), so that the next run decides them again.
+    async fn ledger_reset_benefit(&self, benefit: &str) -> StoreResult<()>;
     /// Stores decisions (only those that changed need to be given).
     async fn ledger_store_decisions(&self, decisions: Vec<Decision>) -> StoreResult<()>;
     /// Usage lines with a conflict whose local day lies in `[from, to]`.

@@ -181,6 +181,14 @@ impl LedgerStore for PostgresStore {
             &[&terminals, &seqs],
         )
         .await?;
+        // A sale whose void comes or goes is decided again.
+        tx.execute(
+            "UPDATE ledger_usage u SET outcome = 'pending'
+             FROM ledger_voids v, unnest($1::TEXT[], $2::BIGINT[]) AS r(terminal, seq)
+             WHERE v.terminal = r.terminal AND v.seq = r.seq AND u.terminal = v.terminal AND u.seq = v.voids",
+            &[&terminals, &seqs],
+        )
+        .await?;
         tx.execute(
             "DELETE FROM ledger_voids v USING unnest($1::TEXT[], $2::BIGINT[]) AS r(terminal, seq)
              WHERE v.terminal = r.terminal AND v.seq = r.seq",
@@ -225,6 +233,13 @@ impl LedgerStore for PostgresStore {
         )
         .await?;
         tx.execute(
+            "UPDATE ledger_usage u SET outcome = 'pending'
+             FROM unnest($1::TEXT[], $2::BIGINT[]) AS v(terminal, voids)
+             WHERE u.terminal = v.terminal AND u.seq = v.voids",
+            &[&void_terminals, &void_sales],
+        )
+        .await?;
+        tx.execute(
             "INSERT INTO ledger_records (terminal, seq, outcome)
              SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::TEXT[])
              ON CONFLICT (terminal, seq) DO UPDATE SET outcome = excluded.outcome",
@@ -243,6 +258,44 @@ impl LedgerStore for PostgresStore {
         rows.iter()
             .map(|row| usage_row(row).into_stored())
             .collect()
+    }
+
+    async fn ledger_usage_since(&self, since: Date) -> StoreResult<Vec<StoredUsage>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!("SELECT {USAGE_COLUMNS} FROM ledger_usage u WHERE u.day >= $1"),
+                &[&since.to_string()],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| usage_row(row).into_stored())
+            .collect()
+    }
+
+    async fn ledger_pending_days(&self) -> StoreResult<Vec<(String, Date)>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT benefit, MIN(day) FROM ledger_usage WHERE outcome = 'pending' GROUP BY benefit",
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.get(0), super::parse_day(row.get(1))?)))
+            .collect()
+    }
+
+    async fn ledger_reset_benefit(&self, benefit: &str) -> StoreResult<()> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE ledger_usage SET outcome = 'pending' WHERE benefit = $1",
+                &[&benefit],
+            )
+            .await?;
+        Ok(())
     }
 
     async fn ledger_store_decisions(&self, decisions: Vec<Decision>) -> StoreResult<()> {

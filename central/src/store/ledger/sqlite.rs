@@ -134,6 +134,14 @@ impl LedgerStore for SqliteStore {
                 tx.prepare_cached("DELETE FROM ledger_usage WHERE terminal = ?1 AND seq = ?2")?;
             let mut delete_void =
                 tx.prepare_cached("DELETE FROM ledger_voids WHERE terminal = ?1 AND seq = ?2")?;
+            // A sale whose void comes or goes is decided again.
+            let mut unvoided = tx.prepare_cached(
+                "UPDATE ledger_usage SET outcome = 'pending' WHERE terminal = ?1 AND seq IN
+                   (SELECT voids FROM ledger_voids WHERE terminal = ?1 AND seq = ?2)",
+            )?;
+            let mut voided = tx.prepare_cached(
+                "UPDATE ledger_usage SET outcome = 'pending' WHERE terminal = ?1 AND seq = ?2",
+            )?;
             let mut insert_usage = tx.prepare_cached(
                 "INSERT INTO ledger_usage (terminal, seq, line, benefit, at, day, recipient, credential,
                     provider, merchant, category, amount_cents, units, snapshot, record_hash, counted,
@@ -149,6 +157,7 @@ impl LedgerStore for SqliteStore {
             for intake in &intakes {
                 let seq = i(intake.seq);
                 delete_usage.execute(params![intake.terminal, seq])?;
+                unvoided.execute(params![intake.terminal, seq])?;
                 delete_void.execute(params![intake.terminal, seq])?;
                 for line in &intake.lines {
                     let r = &line.record;
@@ -173,6 +182,7 @@ impl LedgerStore for SqliteStore {
                 }
                 if let (Some(voids), true) = (intake.voids, intake.counted) {
                     insert_void.execute(params![intake.terminal, i(voids), seq])?;
+                    voided.execute(params![intake.terminal, i(voids)])?;
                 }
                 taken.execute(params![intake.terminal, seq, intake.outcome])?;
             }
@@ -188,6 +198,46 @@ impl LedgerStore for SqliteStore {
                 .query_map([], usage_row)?
                 .collect::<Result<Vec<_>, _>>()?;
             rows.into_iter().map(UsageColumns::into_stored).collect()
+        })
+        .await
+    }
+
+    async fn ledger_usage_since(&self, since: Date) -> StoreResult<Vec<StoredUsage>> {
+        self.call(move |conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {USAGE_COLUMNS} FROM ledger_usage u WHERE u.day >= ?1"
+            ))?;
+            let rows = stmt
+                .query_map(params![since.to_string()], usage_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter().map(UsageColumns::into_stored).collect()
+        })
+        .await
+    }
+
+    async fn ledger_pending_days(&self) -> StoreResult<Vec<(String, Date)>> {
+        self.call(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT benefit, MIN(day) FROM ledger_usage WHERE outcome = 'pending' GROUP BY benefit",
+            )?;
+            let rows = stmt
+                .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|(benefit, day)| Ok((benefit, super::parse_day(&day)?)))
+                .collect()
+        })
+        .await
+    }
+
+    async fn ledger_reset_benefit(&self, benefit: &str) -> StoreResult<()> {
+        let benefit = benefit.to_owned();
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE ledger_usage SET outcome = 'pending' WHERE benefit = ?1",
+                params![benefit],
+            )?;
+            Ok(())
         })
         .await
     }

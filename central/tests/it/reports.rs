@@ -964,3 +964,48 @@ async fn period_pages_return_each_record_once(db: TestDb) {
     );
 }
 store_test!(period_pages_return_each_record_once);
+
+// Goal: when the months being computed already take every slot, a public
+// request that would compute one more is turned away at once with 503 and
+// `Retry-After`, rather than queueing behind them. Method: the open data
+// handler behind a gate with no compute slot, asked for a month with usage.
+async fn open_data_refuses_to_compute_when_busy(db: TestDb) {
+    use axum::body::Body;
+    use central::http::reports::{open_data_usage, OpenDataGate};
+    use tower::ServiceExt;
+    let world = World::new(db, 5, 0).await;
+    let server = Server::start(world.state.clone()).await;
+    let mut till = world.terminal("canteen", "meal.lunch").await;
+    assert_eq!(lunches(&server, &world, &mut till, 0..5, now()).await, 5);
+    server.stop().await;
+    let router = axum::Router::new()
+        .route(
+            "/usage",
+            axum::routing::get(open_data_usage).layer(axum::Extension(OpenDataGate::new(0))),
+        )
+        .with_state(world.state.clone());
+    let response = router
+        .oneshot(
+            axum::http::Request::get("/usage?month=2026-03")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("answer");
+    assert_eq!(response.status().as_u16(), 503);
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("5")
+    );
+    let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .expect("body");
+    assert_eq!(
+        message(&String::from_utf8_lossy(&body)),
+        "open data: other months are being computed; retry in a few seconds"
+    );
+}
+store_test!(open_data_refuses_to_compute_when_busy);

@@ -667,3 +667,68 @@ async fn an_unfilled_chain_gap_is_flagged_after_a_day(db: TestDb) {
     server.stop().await;
 }
 store_test!(an_unfilled_chain_gap_is_flagged_after_a_day);
+
+/// A void of `sale` as the till's next record, at `at`: same cart and quote.
+fn void_of(
+    till: &mut TestTerminal,
+    sale: &shared::wire::record::SignedRecord,
+    at: jiff::Timestamp,
+) -> shared::wire::record::SignedRecord {
+    let mut body = sale.body.clone();
+    till.seq += 1;
+    body.kind = shared::wire::record::RecordKind::Void;
+    body.voids = Some(sale.body.seq);
+    body.seq = till.seq;
+    body.prev = till.prev;
+    body.idempotency_key = format!("{}-void-{}", till.id(), till.seq);
+    body.at = at;
+    body.local_time = shared::wire::record::local_time_of(at, &riga());
+    till.sign(body)
+}
+
+// Goal: a sale voided after its month was settled is credited back in the
+// next settlement, and a lunch voided before settlement is never paid.
+// Method: two pupils' lunches; settle March; void one; settle March again.
+async fn a_late_void_is_credited_in_the_next_settlement(db: TestDb) {
+    let world = World::new(db, 3, 0).await;
+    let server = Server::start(world.state.clone()).await;
+    let mut till = world.terminal("canteen", "meal").await;
+    let kept = till.sale(&pupil(1, &world), &["riga-lunch"], lunch("2.50"), day(0));
+    let voided = till.sale(&pupil(2, &world), &["riga-lunch"], lunch("2.50"), day(0));
+    let (status, answer) = server
+        .upload(&till, till.packet(vec![kept, voided.clone()]).to_json())
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, issued) = send_json(
+        &server,
+        Method::POST,
+        "/api/v1/settlements",
+        &world.riga_token,
+        json!({"period": "2026-03"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{issued}");
+    assert_eq!(issued[0]["total"], "5.00");
+    let void = void_of(&mut till, &voided, day(1));
+    let (status, answer) = server
+        .upload(&till, till.packet(vec![void]).to_json())
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(outcomes(&answer)[0].1, "accepted", "{answer}");
+    let (status, issued) = send_json(
+        &server,
+        Method::POST,
+        "/api/v1/settlements",
+        &world.riga_token,
+        json!({"period": "2026-03"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{issued}");
+    assert_eq!(issued[0]["number"], "S-riga-canteen-2026-03-2");
+    assert_eq!(
+        issued[0]["total"], "-2.50",
+        "the voided lunch is credited back"
+    );
+    server.stop().await;
+}
+store_test!(a_late_void_is_credited_in_the_next_settlement);

@@ -59,8 +59,12 @@ impl PeopleStore for SqliteStore {
             let (from_text, to_text) = widened_range(from, to);
             let count: i64 = conn
                 .prepare_cached(
+                    // Merchant by merchant, so that the `(merchant, at)`
+                    // index serves it: every record names its terminal's
+                    // merchant, a registered one (a foreign key).
                     "SELECT COUNT(*) FROM records
-                     WHERE at >= ?1 AND at < ?2 AND outcome = 'accepted'",
+                     WHERE merchant IN (SELECT id FROM merchants)
+                       AND at >= ?1 AND at < ?2 AND outcome = 'accepted'",
                 )?
                 .query_row(params![from_text, to_text], |row| row.get(0))?;
             Ok(u64::try_from(count).unwrap_or(0))

@@ -732,3 +732,82 @@ async fn a_late_void_is_credited_in_the_next_settlement(db: TestDb) {
     server.stop().await;
 }
 store_test!(a_late_void_is_credited_in_the_next_settlement);
+
+fn central_cli(data: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_central"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("running central")
+}
+
+// Goal: an operator reaches the ledger from the command line: a fresh demo
+// shows settlements, their invoices render, and a mistake is refused with
+// a message. Method: `central demo` on 40 recipients over 40 days, then the
+// ledger subcommands on the same data directory (SQLite).
+#[test]
+fn ledger_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let data = dir.path().join("data");
+    let demo = central_cli(&data, &["demo", "--recipients", "40", "--days", "40"]);
+    assert!(
+        demo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
+    let report = String::from_utf8_lossy(&demo.stdout);
+    assert!(
+        report.contains("settlement S-"),
+        "the demo settles its last month: {report}"
+    );
+    let reconcile = central_cli(&data, &["reconcile"]);
+    assert!(reconcile.status.success());
+    assert!(
+        String::from_utf8_lossy(&reconcile.stdout).contains("took in 0 records"),
+        "a second run finds nothing new"
+    );
+    let list = central_cli(&data, &["settlement", "list"]);
+    let listed = String::from_utf8_lossy(&list.stdout).into_owned();
+    let number = listed
+        .lines()
+        .next()
+        .and_then(|line| line.split('\t').next())
+        .expect("a settlement in the list")
+        .to_owned();
+    assert!(number.starts_with("S-"), "{listed}");
+    let invoice = central_cli(&data, &["settlement", "invoice", &number]);
+    assert!(
+        invoice.status.success(),
+        "{}",
+        String::from_utf8_lossy(&invoice.stderr)
+    );
+    assert!(String::from_utf8_lossy(&invoice.stdout).starts_with("<?xml"));
+    let show = central_cli(&data, &["settlement", "show", &number]);
+    let shown: Value = serde_json::from_slice(&show.stdout).expect("settlement JSON");
+    assert_eq!(shown["number"], number.as_str());
+    let bad = central_cli(&data, &["settle", "--period", "2026-3"]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("YYYY-MM"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let unknown = central_cli(
+        &data,
+        &[
+            "flags",
+            "decide",
+            "nope",
+            "--decision",
+            "accept",
+            "--who",
+            "ops",
+            "--note",
+            "n",
+        ],
+    );
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("not found"));
+}

@@ -179,3 +179,34 @@ fn budget_shows_remaining_and_percent_used() {
     assert_eq!(report.open_flags.len(), 1);
     assert_eq!(report.open_flags[0].outcome, "held");
 }
+
+#[test]
+fn open_flags_keep_the_earliest_whatever_the_order_they_come_in() {
+    // The provider report reads merchant by merchant, so records do not
+    // come in time order: feed more than twice the cap, latest first, and
+    // expect the cap's worth of the earliest, oldest first.
+    let mut builder = ProviderReportBuilder::new(
+        "riga",
+        "Riga",
+        Period::parse_month("2026-03").expect("month"),
+        HashMap::new(),
+    );
+    let n_records = 2 * OPEN_FLAGS_MAX as u64 + 7;
+    let start: Timestamp = "2026-03-02T10:00:00Z".parse().expect("instant");
+    for seq in (1..=n_records).rev() {
+        let mut held = record("T-1", seq, 1, "held", &[("lunch", "riga", 1, 250)]);
+        held.at = start
+            .checked_add(jiff::SignedDuration::from_secs(
+                i64::try_from(seq).expect("small"),
+            ))
+            .expect("instant");
+        builder.add(&held);
+    }
+    let report = builder.finish(&HashMap::new(), &[], Vec::new(), Timestamp::UNIX_EPOCH);
+    assert_eq!(report.open_flags.len(), OPEN_FLAGS_MAX);
+    assert_eq!(report.open_flags[0].seq, 1);
+    assert_eq!(
+        report.open_flags[OPEN_FLAGS_MAX - 1].seq,
+        OPEN_FLAGS_MAX as u64
+    );
+}

@@ -17,10 +17,12 @@
 //! - [`reports`], [`portal`]: merchant and provider reports, and the
 //!   recipient portal's view of a person, as pure functions over stored
 //!   records (served by `http::reports`, with open data from [`opendata`]).
+//! - [`ledger`]: after ingestion, records → usage lines → reconciliation →
+//!   stored decisions and flags; issuing settlements (served by
+//!   `http::ledger`).
 //! - [`reconcile`], [`settlement`], [`einvoice`], [`opendata`],
 //!   [`creditor_ref`]: reconciliation across terminals, settlements,
-//!   EN 16931 e-invoices and open data, as pure functions (not yet wired to
-//!   the store or the API).
+//!   EN 16931 e-invoices and open data, as pure functions.
 //!
 //! Deliberately missing: the web UI; HTTP handlers never name a database crate.
 //!

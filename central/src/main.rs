@@ -115,7 +115,7 @@ enum Command {
         #[arg(long)]
         hash: Option<String>,
     },
-    /// Import a CSV or JSON Lines file of recipients, credentials, memberships or grants.
+    /// Import a CSV or JSON Lines file of recipients, credentials, memberships, grants or guardians.
     Import {
         #[arg(long)]
         provider: String,

@@ -6,9 +6,10 @@
 //! line's units and category; the provider from the discount, checked
 //! against the benefit); then it reconciles every counting line across
 //! terminals (`crate::reconcile`), stores the decisions that changed, and
-//! raises flags: ingestion's findings (forks, bad signatures, discount
-//! mismatches, blocked credentials, other refusals), unfilled chain gaps,
-//! offline overuse, impossible travel and unusual volume.
+//! raises flags: ingestion's findings (discount mismatches, blocked
+//! credentials, other refusals), forks and bad signatures from the evidence
+//! tables, unfilled chain gaps, offline overuse, impossible travel and
+//! unusual volume.
 //!
 //! [`issue`] settles a period for every provider × merchant
 //! (`crate::settlement`) against what earlier settlements settled, and
@@ -361,8 +362,8 @@ fn ingestion_flag(record: &PendingRecord, now: Timestamp) -> Option<FlagRow> {
     })
 }
 
-/// Flags that look across records: overuse, forks, gaps, travel, volume
-/// (the ones over records only when `over_records`).
+/// Flags that look across records: overuse, forks, bad signatures, gaps,
+/// travel, volume (the ones over records only when `over_records`).
 async fn detector_flags(
     store: &dyn Store,
     records: &[UsageRecord],
@@ -439,6 +440,31 @@ async fn detector_flags(
             seq: Some(fork.seq),
             merchant: terminal_merchant.get(&fork.terminal).cloned(),
             providers,
+        });
+    }
+    // Copies whose signature failed are kept apart from the chain
+    // (`bad_signatures`), so no stored record carries this finding. Only the
+    // admin and the terminal's merchant see the flag: the copy's own claims
+    // (which providers funded it) are not the terminal's, so they grant no
+    // provider a view of it.
+    for copy in store.bad_signatures(None).await? {
+        let body: Option<RecordBody> = serde_json::from_str(&copy.body).ok();
+        let flag = Flag::raise(
+            FlagKind::BadSignature,
+            Subject::Record {
+                terminal: copy.terminal.clone(),
+                seq: copy.seq,
+            },
+            &copy.hash,
+            json!({"hash": copy.hash, "at": body.as_ref().map(|b| b.at)}),
+            now,
+        );
+        rows.push(FlagRow {
+            flag,
+            terminal: Some(copy.terminal.clone()),
+            seq: Some(copy.seq),
+            merchant: terminal_merchant.get(&copy.terminal).cloned(),
+            providers: ",".to_owned(),
         });
     }
     for flag in found {

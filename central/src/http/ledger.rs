@@ -35,7 +35,14 @@ pub struct FlagsQuery {
     provider: Option<String>,
     merchant: Option<String>,
     limit: Option<u32>,
+    /// The id of the last flag of the previous page.
+    after: Option<String>,
 }
+
+/// The header naming the cursor of the next page (the id of this page's
+/// last flag, for `after=`), present only when more flags follow. The body
+/// stays the array of flags, as in every other listing.
+pub const NEXT_AFTER: &str = "next-after";
 
 #[derive(Serialize)]
 pub struct FlagJson {
@@ -108,12 +115,14 @@ fn may_see(staff: &Staff, row: &FlagRow) -> bool {
     }
 }
 
-/// `GET /api/v1/flags`.
+/// `GET /api/v1/flags`: a page of at most `limit` flags in (raised_at,
+/// id) order, after flag `after` when given; [`NEXT_AFTER`] names the
+/// cursor of the next page.
 pub async fn list_flags(
     State(state): State<AppState>,
     staff: Staff,
     Query(query): Query<FlagsQuery>,
-) -> Result<Json<Vec<FlagJson>>, ApiError> {
+) -> Result<Response, ApiError> {
     let (provider, merchant) = scope(&staff, query.provider, query.merchant)?;
     let limit = query.limit.unwrap_or(100);
     if limit == 0 || limit > FLAGS_LIMIT_MAX {
@@ -122,15 +131,55 @@ pub async fn list_flags(
             format!("limit: must be 1..={FLAGS_LIMIT_MAX}"),
         ));
     }
+    if let Some(after) = &query.after {
+        // A cursor is a flag id this token may see: a stale or foreign one
+        // would otherwise answer an empty page, which reads as "no more".
+        let known = is_flag_id(after)
+            && state
+                .store
+                .flag(after)
+                .await?
+                .is_some_and(|row| may_see(&staff, &row));
+        if !known {
+            return Err(ApiError::bad_request(
+                "malformed",
+                format!("after: {after:?} is not the id of a flag you can see"),
+            ));
+        }
+    }
     let filter = FlagFilter {
         provider,
         merchant,
         state: query.state.as_deref().map(parse_state).transpose()?,
         kind: query.kind.as_deref().map(parse_kind).transpose()?,
-        limit,
+        // One more than asked tells whether a next page exists.
+        limit: limit + 1,
     };
-    let rows = state.store.flags(&filter).await?;
-    Ok(Json(rows.into_iter().map(FlagJson::from).collect()))
+    let mut rows = state
+        .store
+        .flags_after(&filter, query.after.as_deref())
+        .await?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next = rows.last().filter(|_| more).map(|row| row.flag.id.clone());
+    let mut response =
+        Json(rows.into_iter().map(FlagJson::from).collect::<Vec<_>>()).into_response();
+    if let Some(next) = next {
+        let value = HeaderValue::from_str(&next).map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("stored flag id {next:?} is not a header value"),
+            )
+        })?;
+        response.headers_mut().insert(NEXT_AFTER, value);
+    }
+    Ok(response)
+}
+
+/// Flag ids are the first 32 hex digits of a hash (`Flag::raise`).
+fn is_flag_id(text: &str) -> bool {
+    text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 async fn visible_flag(state: &AppState, staff: &Staff, id: &str) -> Result<FlagRow, ApiError> {

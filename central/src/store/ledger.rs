@@ -194,7 +194,17 @@ pub trait LedgerStore: Send + Sync + 'static {
     /// trail and first `raised_at`. Returns how many were new.
     async fn raise_flags(&self, flags: Vec<FlagRow>) -> StoreResult<u64>;
     /// Flags in `raised_at`, id order, without their trail.
-    async fn flags(&self, filter: &FlagFilter) -> StoreResult<Vec<FlagRow>>;
+    async fn flags(&self, filter: &FlagFilter) -> StoreResult<Vec<FlagRow>> {
+        self.flags_after(filter, None).await
+    }
+    /// A page of [`LedgerStore::flags`]: those after flag `after` in that
+    /// order (a flag's `raised_at` never changes, so the order is stable
+    /// between pages). Empty when `after` names no flag.
+    async fn flags_after(
+        &self,
+        filter: &FlagFilter,
+        after: Option<&str>,
+    ) -> StoreResult<Vec<FlagRow>>;
     /// One flag with its audit trail.
     async fn flag(&self, id: &str) -> StoreResult<Option<FlagRow>>;
     /// Applies a decision: the flag must still be in `from` with

@@ -45,6 +45,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_evidence.sql",
         include_str!("../../migrations/postgres/0005_evidence.sql"),
     ),
+    (
+        "0006_ledger_index.sql",
+        include_str!("../../migrations/postgres/0006_ledger_index.sql"),
+    ),
 ];
 
 /// Advisory lock keys (arbitrary constants, named here once).

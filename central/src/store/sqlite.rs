@@ -41,6 +41,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_evidence.sql",
         include_str!("../../migrations/sqlite/0005_evidence.sql"),
     ),
+    (
+        "0006_ledger_index.sql",
+        include_str!("../../migrations/sqlite/0006_ledger_index.sql"),
+    ),
 ];
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;

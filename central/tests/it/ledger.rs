@@ -811,3 +811,237 @@ fn ledger_from_the_command_line() {
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("not found"));
 }
+
+/// `record` with one byte of its body changed after signing: its signature
+/// no longer verifies with the till's key.
+fn tampered(record: &shared::wire::record::SignedRecord) -> shared::wire::record::SignedRecord {
+    let mut json: Value = serde_json::from_slice(&record.to_json()).expect("record JSON");
+    json["body"]["cart"][0]["sku"] = "LUNCX".into();
+    let copy: shared::wire::record::SignedRecord =
+        serde_json::from_value(json).expect("still a well-formed record");
+    assert_ne!(copy.hash(), record.hash());
+    copy
+}
+
+// Goal: a copy whose signature failed (kept as evidence, never a record)
+// becomes one bad_signature flag per copy, naming the till, the seq and
+// the copy's hash, seen by the till's merchant and not by providers or
+// another merchant; a rerun raises nothing new.
+// Method: upload a clean record 1 and a tampered record 2; run twice.
+async fn a_tampered_record_is_one_bad_signature_flag(db: TestDb) {
+    let world = World::new(db, 2, 0).await;
+    let server = Server::start(world.state.clone()).await;
+    let mut till = world.terminal("canteen", "meal").await;
+    let first = till.sale(&pupil(0, &world), &["riga-lunch"], lunch("2.50"), day(0));
+    let second = till.sale(&pupil(1, &world), &["riga-lunch"], lunch("2.50"), day(0));
+    let copy = tampered(&second);
+    let (status, answer) = server
+        .upload(&till, till.packet(vec![first, copy.clone()]).to_json())
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(outcomes(&answer)[1].2.as_deref(), Some("bad_signature"));
+    let report = ledger::run(world.store().as_ref(), now())
+        .await
+        .expect("ledger run");
+    assert_eq!(report.flags_raised, 1, "{report:?}");
+    let (status, flags) = get_json(
+        &server,
+        "/api/v1/flags?kind=bad_signature&state=open",
+        &world.admin_token,
+    )
+    .await;
+    assert_eq!(status, 200, "{flags}");
+    assert_eq!(flags.as_array().map(Vec::len), Some(1), "{flags}");
+    let flag = &flags[0];
+    assert_eq!(flag["subject"]["terminal"], till.id());
+    assert_eq!(flag["subject"]["seq"], 2);
+    assert_eq!(flag["evidence"]["hash"], copy.hash().to_hex());
+    assert_eq!(flag["merchant"], "canteen");
+
+    let report = ledger::run(world.store().as_ref(), now())
+        .await
+        .expect("re-run");
+    assert_eq!(report.flags_raised, 0, "{report:?}");
+    let (_, again) = get_json(
+        &server,
+        "/api/v1/flags?kind=bad_signature",
+        &world.admin_token,
+    )
+    .await;
+    assert_eq!(again, flags, "the rerun finds the same flag, nothing new");
+
+    let (_, merchant) = get_json(&server, "/api/v1/flags", &world.canteen_token).await;
+    assert_eq!(
+        merchant.as_array().map(Vec::len),
+        Some(1),
+        "the till's merchant sees it: {merchant}"
+    );
+    for token in [&world.bus_token, &world.riga_token] {
+        let (_, other) = get_json(&server, "/api/v1/flags", token).await;
+        assert_eq!(
+            other,
+            json!([]),
+            "the copy's claims grant no one else a view"
+        );
+    }
+    server.stop().await;
+}
+store_test!(a_tampered_record_is_one_bad_signature_flag);
+
+async fn get_page(server: &Server, path: &str, token: &str) -> (u16, Value, Option<String>) {
+    let response = server
+        .staff(Method::GET, path, token)
+        .send()
+        .await
+        .expect("GET");
+    let status = response.status().as_u16();
+    let next = response
+        .headers()
+        .get("next-after")
+        .map(|v| v.to_str().expect("ASCII cursor").to_owned());
+    (status, response.json().await.expect("JSON answer"), next)
+}
+
+// Goal: a reviewer can read every flag, page by page, however many there
+// are: each page at most `limit`, the next cursor given while more follow,
+// the pages together the whole list in order with nothing repeated.
+// Method: five tampered copies give five flags; read them two at a time,
+// following `next-after`; then refuse malformed and foreign cursors.
+async fn flag_listings_page_by_cursor(db: TestDb) {
+    let world = World::new(db, 5, 0).await;
+    let server = Server::start(world.state.clone()).await;
+    let mut till = world.terminal("canteen", "meal").await;
+    let copies: Vec<_> = (0..5)
+        .map(|n| {
+            let sale = till.sale(&pupil(n, &world), &["riga-lunch"], lunch("2.50"), day(0));
+            tampered(&sale)
+        })
+        .collect();
+    let (status, answer) = server.upload(&till, till.packet(copies).to_json()).await;
+    assert_eq!(status, 200, "{answer}");
+    ledger::run(world.store().as_ref(), now())
+        .await
+        .expect("ledger run");
+    let (_, all, next) = get_page(&server, "/api/v1/flags", &world.admin_token).await;
+    let all: Vec<String> = all
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|f| f["id"].as_str().expect("id").to_owned())
+        .collect();
+    assert_eq!(all.len(), 5, "{all:?}");
+    assert_eq!(next, None, "everything fits in one page of 100");
+
+    let mut paged = Vec::new();
+    let mut sizes = Vec::new();
+    let mut path = "/api/v1/flags?limit=2".to_owned();
+    loop {
+        let (status, page, next) = get_page(&server, &path, &world.canteen_token).await;
+        assert_eq!(status, 200, "{page}");
+        let page = page.as_array().expect("array").clone();
+        sizes.push(page.len());
+        paged.extend(
+            page.iter()
+                .map(|f| f["id"].as_str().expect("id").to_owned()),
+        );
+        match next {
+            Some(cursor) => {
+                assert_eq!(Some(cursor.as_str()), paged.last().map(String::as_str));
+                path = format!("/api/v1/flags?limit=2&after={cursor}");
+            }
+            None => break,
+        }
+        assert!(sizes.len() < 10, "paging does not end: {sizes:?}");
+    }
+    assert_eq!(sizes, [2, 2, 1]);
+    assert_eq!(paged, all, "the pages are the list, in order");
+
+    let (status, page, next) = get_page(
+        &server,
+        &format!("/api/v1/flags?limit=5&after={}", all[4]),
+        &world.admin_token,
+    )
+    .await;
+    assert_eq!(
+        (status, page, next),
+        (200, json!([]), None),
+        "after the last"
+    );
+    for bad in ["nothex", "0123456789abcdef0123456789abcdef"] {
+        let (status, answer) = get_json(
+            &server,
+            &format!("/api/v1/flags?after={bad}"),
+            &world.admin_token,
+        )
+        .await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("after"),
+            "{answer}"
+        );
+    }
+    let (status, answer) = get_json(
+        &server,
+        &format!("/api/v1/flags?after={}", all[0]),
+        &world.bus_token,
+    )
+    .await;
+    assert_eq!(
+        status, 400,
+        "another merchant's flag is no cursor: {answer}"
+    );
+    server.stop().await;
+}
+store_test!(flag_listings_page_by_cursor);
+
+/// The ledger's question of every run: where undecided lines start.
+const PENDING_DAYS: &str =
+    "SELECT benefit, MIN(day) FROM ledger_usage WHERE outcome = 'pending' GROUP BY benefit";
+
+// Goal: each run's search for undecided lines reads the index of the
+// undecided lines (0006_ledger_index.sql), not the whole usage table.
+// Method: ask each backend's planner for the plan of that query (on
+// PostgreSQL with sequential scans discouraged, since on a tiny table a
+// scan is cheapest: what is checked is that the index applies).
+async fn undecided_lines_are_found_through_their_index(db: TestDb) {
+    let plan = match &db.postgres {
+        None => {
+            let conn = rusqlite::Connection::open(db.dir.path().join("central.sqlite"))
+                .expect("opening the test database");
+            let mut stmt = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {PENDING_DAYS}"))
+                .expect("EXPLAIN");
+            let rows = stmt
+                .query_map([], |row| row.get::<_, String>(3))
+                .expect("plan rows")
+                .collect::<Result<Vec<_>, _>>()
+                .expect("plan");
+            rows.join("\n")
+        }
+        Some((url, schema)) => {
+            let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .expect("connecting to PostgreSQL");
+            tokio::spawn(connection);
+            client
+                .batch_execute(&format!(
+                    "SET search_path TO \"{schema}\"; SET enable_seqscan = off"
+                ))
+                .await
+                .expect("session settings");
+            let rows = client
+                .query(&format!("EXPLAIN {PENDING_DAYS}"), &[])
+                .await
+                .expect("EXPLAIN");
+            rows.iter()
+                .map(|row| row.get::<_, String>(0))
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+    };
+    assert!(plan.contains("ledger_usage_pending"), "{plan}");
+}
+store_test!(undecided_lines_are_found_through_their_index);

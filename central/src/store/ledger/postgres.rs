@@ -460,10 +460,21 @@ impl LedgerStore for PostgresStore {
         Ok(new)
     }
 
-    async fn flags(&self, filter: &FlagFilter) -> StoreResult<Vec<FlagRow>> {
+    async fn flags_after(
+        &self,
+        filter: &FlagFilter,
+        after: Option<&str>,
+    ) -> StoreResult<Vec<FlagRow>> {
         let provider = filter.provider.as_ref().map(|p| format!("%,{p},%"));
         let state = filter.state.map(|s| s.as_str());
         let kind = filter.kind.map(|k| k.as_str());
+        // The cursor condition only when there is a cursor, so that the
+        // planner can start the (raised_at, id) index at it.
+        let cursor = if after.is_some() {
+            "AND (raised_at, id) > (SELECT raised_at, id FROM ledger_flags WHERE id = $6)"
+        } else {
+            "AND $6::TEXT IS NULL"
+        };
         let rows = self
             .client()
             .await?
@@ -472,6 +483,7 @@ impl LedgerStore for PostgresStore {
                     "SELECT {FLAG_COLUMNS} FROM ledger_flags
                      WHERE ($1::TEXT IS NULL OR providers LIKE $1) AND ($2::TEXT IS NULL OR merchant = $2)
                        AND ($3::TEXT IS NULL OR state = $3) AND ($4::TEXT IS NULL OR kind = $4)
+                       {cursor}
                      ORDER BY raised_at, id LIMIT $5"
                 ),
                 &[
@@ -480,6 +492,7 @@ impl LedgerStore for PostgresStore {
                     &state,
                     &kind,
                     &i64::from(filter.limit),
+                    &after,
                 ],
             )
             .await?;

@@ -374,21 +374,38 @@ impl LedgerStore for SqliteStore {
         .await
     }
 
-    async fn flags(&self, filter: &FlagFilter) -> StoreResult<Vec<FlagRow>> {
+    async fn flags_after(
+        &self,
+        filter: &FlagFilter,
+        after: Option<&str>,
+    ) -> StoreResult<Vec<FlagRow>> {
         let provider = filter.provider.as_ref().map(|p| format!("%,{p},%"));
         let merchant = filter.merchant.clone();
         let state = filter.state.map(|s| s.as_str());
         let kind = filter.kind.map(|k| k.as_str());
         let limit = i64::from(filter.limit);
+        let after = after.map(str::to_owned);
         self.call(move |conn| {
+            // The cursor condition only when there is a cursor: written as
+            // `?6 IS NULL OR ...` the planner cannot seek the (raised_at, id)
+            // index to the cursor and scans from the first flag.
+            let cursor = if after.is_some() {
+                "AND (raised_at, id) > (SELECT raised_at, id FROM ledger_flags WHERE id = ?6)"
+            } else {
+                "AND ?6 IS NULL"
+            };
             let mut stmt = conn.prepare(&format!(
                 "SELECT {FLAG_COLUMNS} FROM ledger_flags
                  WHERE (?1 IS NULL OR providers LIKE ?1) AND (?2 IS NULL OR merchant = ?2)
                    AND (?3 IS NULL OR state = ?3) AND (?4 IS NULL OR kind = ?4)
+                   {cursor}
                  ORDER BY raised_at, id LIMIT ?5"
             ))?;
             let rows = stmt
-                .query_map(params![provider, merchant, state, kind, limit], flag_row)?
+                .query_map(
+                    params![provider, merchant, state, kind, limit, after],
+                    flag_row,
+                )?
                 .collect::<Result<Vec<_>, _>>()?;
             rows.into_iter()
                 .map(|row| row.into_row(Vec::new()))

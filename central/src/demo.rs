@@ -78,6 +78,8 @@ pub struct DemoReport {
     pub settlements: Vec<(String, String)>,
     /// Flags the reconciliation run raised.
     pub flags: u64,
+    /// The cases planted for reconciliation to catch, one line each.
+    pub cases: Vec<String>,
 }
 
 impl fmt::Display for DemoReport {
@@ -98,6 +100,9 @@ impl fmt::Display for DemoReport {
         }
         for (uid, what) in &self.sample_cards {
             writeln!(f, "card {uid}: {what}")?;
+        }
+        for case in &self.cases {
+            writeln!(f, "planted case: {case}")?;
         }
         writeln!(f, "reconciliation raised {} flags", self.flags)?;
         for (number, total) in &self.settlements {
@@ -124,6 +129,178 @@ impl Rng {
     }
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
+    }
+}
+
+/// Signs taps as the demo terminals' agents would: quoted by the shared
+/// engine on what the terminal knew (its snapshot and its own journal).
+struct Signer<'a> {
+    published: &'a [Benefit],
+    hashes: &'a HashMap<String, Hash>,
+    zone: &'a jiff::tz::TimeZone,
+}
+
+impl Signer<'_> {
+    /// One tap of `person` at `terminal`, quoted against snapshot
+    /// `snapshot`, appended to the terminal's chain and journal.
+    fn tap(
+        &self,
+        terminal: &mut DemoTerminal,
+        person: &Person,
+        cart: Vec<CartLine>,
+        at: jiff::Timestamp,
+        snapshot: u64,
+    ) -> Result<(), DemoError> {
+        let scope: Vec<Benefit> = self
+            .published
+            .iter()
+            .filter(|b| in_scope(b, &terminal.terminal.categories))
+            .map(terminal_form)
+            .collect();
+        let entitlements: Vec<Grant> = person
+            .memberships
+            .iter()
+            .flat_map(|m| {
+                self.published
+                    .iter()
+                    .filter(|b| {
+                        b.groups.contains(&m.group) && in_scope(b, &terminal.terminal.categories)
+                    })
+                    .map(|b| Grant {
+                        benefit: b.id.clone(),
+                        valid_from: m.valid_from,
+                        valid_to: m.valid_to,
+                    })
+            })
+            .collect();
+        let usable: Vec<Benefit> = eligible(&scope, &entitlements, &[], at)
+            .into_iter()
+            .cloned()
+            .collect();
+        let history = terminal
+            .history
+            .get(&person.id)
+            .cloned()
+            .unwrap_or_default();
+        let quote = evaluate(&QuoteInput {
+            benefits: &usable,
+            grants: &entitlements,
+            memberships: &[],
+            history: &history,
+            cart: &cart,
+            now: at,
+        });
+        terminal.seq += 1;
+        let body = RecordBody {
+            at,
+            cart,
+            credential: CredentialRef {
+                hash: person.card_hash.clone(),
+                kind: CredentialKind::Card,
+            },
+            idempotency_key: format!("demo-{}-{}", terminal.terminal.id, terminal.seq),
+            inputs: QuoteInputs {
+                benefits: usable
+                    .iter()
+                    .map(|b| BenefitRef {
+                        hash: self.hashes.get(&b.id).copied().unwrap_or_default(),
+                        id: b.id.clone(),
+                    })
+                    .collect(),
+                entitlements,
+                history,
+                snapshot,
+            },
+            kind: RecordKind::Sale,
+            local_time: local_time_of(at, self.zone),
+            merchant: terminal.terminal.merchant.clone(),
+            prev: terminal.prev,
+            quote: quote.clone(),
+            recipient: person.id.clone(),
+            seq: terminal.seq,
+            terminal: terminal.terminal.id.clone(),
+            record_type: RecordType::Record,
+            v: RECORD_VERSION,
+            voids: None,
+        };
+        let record = SignedRecord::sign(body, &terminal.key)?;
+        terminal.prev = record.hash();
+        let journal = terminal.history.entry(person.id.clone()).or_default();
+        let mut per_benefit: HashMap<&str, HistoryEntry> = HashMap::new();
+        for discount in &quote.discounts {
+            let entry = per_benefit
+                .entry(discount.benefit.as_str())
+                .or_insert(HistoryEntry {
+                    at,
+                    benefit: discount.benefit.clone(),
+                    amount: shared::money::Money::ZERO,
+                    count: 0,
+                });
+            entry.amount += discount.amount;
+            entry.count += 1;
+        }
+        journal.extend(per_benefit.into_values());
+        terminal.records.push(record);
+        Ok(())
+    }
+}
+
+/// The cases planted in the demo month so that reconciliation has
+/// something to catch, chosen from the seed (a separate stream, so the
+/// ordinary taps stay as they were).
+struct Cases {
+    rng: Rng,
+    /// A school day (of the last complete month when the demo reaches it):
+    /// two pupils get their one daily lunch at a second till, and a
+    /// pensioner's card rides two carriers' buses 87 s apart.
+    conflict_day: Option<Date>,
+    traveller: Option<usize>,
+    /// Mid-window: the card of `lost` is blocked, its owner stops using it,
+    /// and a validator that had the block takes it in the evening.
+    block_day: Option<Date>,
+    lost: Option<usize>,
+}
+
+impl Cases {
+    fn choose(seed: u64, days: &[Date], today: Date, people: &[Person]) -> Cases {
+        let mut rng = Rng(seed ^ 0x00C0_FFEE_D15C_0DE5);
+        let school_days: Vec<Date> = days
+            .iter()
+            .copied()
+            .filter(|day| day.weekday().to_monday_one_offset() <= 5)
+            .collect();
+        let last_month = |day: &&Date| day.year() != today.year() || day.month() != today.month();
+        let conflict_day = school_days
+            .iter()
+            .rfind(last_month)
+            .or(school_days.first())
+            .copied();
+        let block_day = days.get(days.len() / 2).copied();
+        // Pensioners other than the sample card (the first) and the two
+        // cards blocked after the month (the last two people).
+        let candidates: Vec<usize> = people
+            .iter()
+            .enumerate()
+            .take(people.len().saturating_sub(2))
+            .filter(|(_, p)| p.persona == Persona::Pensioner)
+            .skip(1)
+            .map(|(idx, _)| idx)
+            .collect();
+        let (traveller, lost) = if candidates.len() >= 2 {
+            let first = rng.below(candidates.len() as u64) as usize;
+            let second =
+                (first + 1 + rng.below(candidates.len() as u64 - 1) as usize) % candidates.len();
+            (Some(candidates[first]), Some(candidates[second]))
+        } else {
+            (None, None)
+        };
+        Cases {
+            rng,
+            conflict_day,
+            traveller,
+            block_day,
+            lost,
+        }
     }
 }
 
@@ -222,6 +399,7 @@ pub async fn fill(state: &AppState, options: &DemoOptions) -> Result<DemoReport,
     for (id, name) in [
         ("skolas-edinasana", "SIA Skolas ēdināšana"),
         ("autobusu-parks", "AS Autobusu parks"),
+        ("jelgavas-autobusi", "SIA Jelgavas autobusu parks"),
     ] {
         store
             .upsert_merchant(&Party {
@@ -389,6 +567,11 @@ pub async fn fill(state: &AppState, options: &DemoOptions) -> Result<DemoReport,
             "Autobuss 37, validators",
             vec!["transport".to_owned()],
         ),
+        (
+            "jelgavas-autobusi",
+            "Starppilsētu autobuss Jelgava-Rīga, validators",
+            vec!["transport".to_owned()],
+        ),
     ]
     .into_iter()
     .enumerate()
@@ -437,12 +620,40 @@ pub async fn fill(state: &AppState, options: &DemoOptions) -> Result<DemoReport,
         .map(|b| Ok((b.id.clone(), benefit_hash(&terminal_form(b))?)))
         .collect::<Result<_, shared::wire::WireError>>()?;
     let zone = jiff::tz::TimeZone::get("Europe/Riga").unwrap_or(jiff::tz::TimeZone::UTC);
-    for day_back in (1..=options.days).rev() {
-        let day = today
-            .checked_sub(i64::from(day_back).days())
-            .unwrap_or(today);
+    let signer = Signer {
+        published: &published,
+        hashes: &hashes,
+        zone: &zone,
+    };
+    let local = |day: Date, hour: i8, minute: i8, second: i8| {
+        day.at(hour, minute, second, 0)
+            .to_zoned(zone.clone())
+            .map(|zoned| zoned.timestamp())
+            .map_err(|err| DemoError(err.to_string()))
+    };
+    let days: Vec<Date> = (1..=options.days)
+        .rev()
+        .map(|day_back| {
+            today
+                .checked_sub(i64::from(day_back).days())
+                .unwrap_or(today)
+        })
+        .collect();
+    let mut cases = Cases::choose(options.seed, &days, today, &people);
+    // The lost card is blocked now, so its block has a snapshot version;
+    // the ordinary taps quote against the version before it, as tills that
+    // have not synced since would.
+    let blocked_version = match cases.lost {
+        Some(idx) => store.block_credential(&people[idx].card_hash).await?,
+        None => None,
+    };
+    for &day in &days {
         let weekday = day.weekday().to_monday_one_offset();
-        for person in &people {
+        for (idx, person) in people.iter().enumerate() {
+            if cases.lost == Some(idx) && cases.block_day.is_some_and(|block| day > block) {
+                // Its owner reported the card lost and no longer has it.
+                continue;
+            }
             let (terminal_idx, hour, minute, cart, percent) = match person.persona {
                 Persona::RigaPupil if weekday <= 5 => (0, 11, 30, lunch("2.50"), 85),
                 Persona::JelgavaPupil if weekday <= 5 => (1, 12, 0, lunch("3.00"), 85),
@@ -472,97 +683,79 @@ pub async fn fill(state: &AppState, options: &DemoOptions) -> Result<DemoReport,
                 .to_zoned(zone.clone())
                 .map_err(|err| DemoError(err.to_string()))?;
             let at = at_local.timestamp();
-            let terminal = &mut terminals[terminal_idx];
-            let scope: Vec<Benefit> = published
-                .iter()
-                .filter(|b| in_scope(b, &terminal.terminal.categories))
-                .map(terminal_form)
-                .collect();
-            let entitlements: Vec<Grant> = person
-                .memberships
-                .iter()
-                .flat_map(|m| {
-                    published
-                        .iter()
-                        .filter(|b| {
-                            b.groups.contains(&m.group)
-                                && in_scope(b, &terminal.terminal.categories)
+            signer.tap(&mut terminals[terminal_idx], person, cart, at, version)?;
+        }
+        // The planted cases of the day (see `Cases`).
+        if Some(day) == cases.conflict_day {
+            for (persona, usual, other, hour, minute, price) in [
+                (Persona::RigaPupil, 0, 1, 12, 55, "2.50"),
+                (Persona::JelgavaPupil, 1, 0, 13, 5, "3.00"),
+            ] {
+                // A pupil who had lunch at the usual till today.
+                let had_lunch = |p: &&Person| {
+                    p.persona == persona
+                        && terminals[usual].history.get(&p.id).is_some_and(|entries| {
+                            entries
+                                .iter()
+                                .any(|e| e.at.to_zoned(zone.clone()).date() == day)
                         })
-                        .map(|b| Grant {
-                            benefit: b.id.clone(),
-                            valid_from: m.valid_from,
-                            valid_to: m.valid_to,
-                        })
-                })
-                .collect();
-            let usable: Vec<Benefit> = eligible(&scope, &entitlements, &[], at)
-                .into_iter()
-                .cloned()
-                .collect();
-            let history = terminal
-                .history
-                .get(&person.id)
-                .cloned()
-                .unwrap_or_default();
-            let quote = evaluate(&QuoteInput {
-                benefits: &usable,
-                grants: &entitlements,
-                memberships: &[],
-                history: &history,
-                cart: &cart,
-                now: at,
-            });
-            terminal.seq += 1;
-            let body = RecordBody {
-                at,
-                cart,
-                credential: CredentialRef {
-                    hash: person.card_hash.clone(),
-                    kind: CredentialKind::Card,
-                },
-                idempotency_key: format!("demo-{}-{}", terminal.terminal.id, terminal.seq),
-                inputs: QuoteInputs {
-                    benefits: usable
-                        .iter()
-                        .map(|b| BenefitRef {
-                            hash: hashes.get(&b.id).copied().unwrap_or_default(),
-                            id: b.id.clone(),
-                        })
-                        .collect(),
-                    entitlements,
-                    history,
-                    snapshot: version,
-                },
-                kind: RecordKind::Sale,
-                local_time: local_time_of(at, &zone),
-                merchant: terminal.terminal.merchant.clone(),
-                prev: terminal.prev,
-                quote: quote.clone(),
-                recipient: person.id.clone(),
-                seq: terminal.seq,
-                terminal: terminal.terminal.id.clone(),
-                record_type: RecordType::Record,
-                v: RECORD_VERSION,
-                voids: None,
-            };
-            let record = SignedRecord::sign(body, &terminal.key)?;
-            terminal.prev = record.hash();
-            let journal = terminal.history.entry(person.id.clone()).or_default();
-            let mut per_benefit: HashMap<&str, HistoryEntry> = HashMap::new();
-            for discount in &quote.discounts {
-                let entry = per_benefit
-                    .entry(discount.benefit.as_str())
-                    .or_insert(HistoryEntry {
-                        at,
-                        benefit: discount.benefit.clone(),
-                        amount: shared::money::Money::ZERO,
-                        count: 0,
-                    });
-                entry.amount += discount.amount;
-                entry.count += 1;
+                };
+                let start = cases.rng.below(people.len() as u64) as usize;
+                let Some(person) = people[start..]
+                    .iter()
+                    .chain(&people[..start])
+                    .find(had_lunch)
+                else {
+                    continue;
+                };
+                let at = local(day, hour, minute, 0)?;
+                signer.tap(&mut terminals[other], person, lunch(price), at, version)?;
+                report.cases.push(format!(
+                    "{day}: pupil {} had lunch at {} and again at {} (offline tills of one merchant)",
+                    person.id, terminals[usual].terminal.label, terminals[other].terminal.label
+                ));
             }
-            journal.extend(per_benefit.into_values());
-            terminal.records.push(record);
+            if let Some(person) = cases.traveller.map(|idx| &people[idx]) {
+                let city_bus =
+                    2 + usize::from(person.card_uid.ends_with(['0', '2', '4', '6', '8']));
+                signer.tap(
+                    &mut terminals[city_bus],
+                    person,
+                    ride(),
+                    local(day, 17, 20, 5)?,
+                    version,
+                )?;
+                signer.tap(
+                    &mut terminals[4],
+                    person,
+                    ride(),
+                    local(day, 17, 21, 32)?,
+                    version,
+                )?;
+                report.cases.push(format!(
+                    "{day}: the pensioner card of {} rode {} at 17:20 and {} 87 s later (impossible travel)",
+                    person.id, terminals[city_bus].terminal.label, terminals[4].terminal.label
+                ));
+            }
+        }
+        if Some(day) == cases.block_day {
+            if let (Some(person), Some(blocked)) =
+                (cases.lost.map(|idx| &people[idx]), blocked_version)
+            {
+                // A validator that already had the block in its snapshot
+                // still gave the discount: it ignored its deny list.
+                signer.tap(
+                    &mut terminals[3],
+                    person,
+                    ride(),
+                    local(day, 18, 45, 0)?,
+                    blocked,
+                )?;
+                report.cases.push(format!(
+                    "{day}: the card of {} was blocked as lost in snapshot version {blocked}, then used at {} that already had the block (blocked credential)",
+                    person.id, terminals[3].terminal.label
+                ));
+            }
         }
     }
     for terminal in &mut terminals {
@@ -591,6 +784,17 @@ pub async fn fill(state: &AppState, options: &DemoOptions) -> Result<DemoReport,
             format!("blocked (lost card), recipient {}", person.id),
         ));
     }
+    // Jelgava tolerates one extra lunch a day from offline tills (paid,
+    // flagged); Riga has no policy, so its second lunch is not payable.
+    store
+        .set_overuse_policy(
+            "jelgava-lunch-half",
+            &crate::reconcile::OverusePolicy {
+                tolerance_count: 1,
+                tolerance_amount: shared::money::Money::ZERO,
+            },
+        )
+        .await?;
     // Reconcile the month across terminals and settle the last complete
     // month, as an operator would, so that a fresh demo shows flags,
     // settlements and e-invoices.
@@ -675,6 +879,17 @@ fn invoice_details() -> Vec<(&'static str, crate::ledger::InvoiceDetails)> {
                 "Kleistu iela 28",
                 "Rīga",
                 "LV-1067",
+            )),
+        ),
+        (
+            "merchant",
+            merchant(party(
+                "jelgavas-autobusi",
+                "SIA Jelgavas autobusu parks",
+                "40003000003",
+                "Rūpniecības iela 2",
+                "Jelgava",
+                "LV-3008",
             )),
         ),
         (

@@ -16,7 +16,7 @@ use shared::wire::record::CredentialKind;
 use central::http::staff;
 use central::import::{self, Format, Kind};
 use central::keys::{random_token, secret_hash};
-use central::reconcile::flags::FlagState;
+use central::reconcile::flags::{FlagKind, FlagState};
 use central::store::{Group, Party, Role, Token};
 use central::{AppState, Config};
 
@@ -157,7 +157,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum FlagsCommand {
-    /// List flags, oldest first.
+    /// List flags, oldest first, a page at a time; when more follow, the
+    /// cursor of the next page goes to stderr (`next page: --after <id>`).
     List {
         #[arg(long)]
         state: Option<String>,
@@ -165,6 +166,13 @@ enum FlagsCommand {
         provider: Option<String>,
         #[arg(long)]
         merchant: Option<String>,
+        /// Only this kind (`offline_overuse`, `impossible_travel`, ...).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Start after this flag id (the cursor the previous page printed).
+        #[arg(long)]
+        after: Option<String>,
+        /// Flags per page, 1 to 1000.
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
@@ -269,6 +277,9 @@ enum ImportKind {
     Grants,
     Guardians,
 }
+
+/// Most flags `flags list` prints on one page.
+const FLAGS_PAGE_MAX: u32 = 1_000;
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -643,22 +654,40 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     state: flag_state,
                     provider,
                     merchant,
+                    kind,
+                    after,
                     limit,
                 },
         } => {
+            if !(1..=FLAGS_PAGE_MAX).contains(limit) {
+                bail!("--limit {limit}: must be 1 to {FLAGS_PAGE_MAX}");
+            }
             let state = open(&cli, &[]).await?;
             let flag_state = flag_state.as_deref().map(parse_flag_state).transpose()?;
-            let rows = state
+            let kind = kind.as_deref().map(parse_flag_kind).transpose()?;
+            if let Some(after) = after {
+                // An unknown cursor would list nothing, which reads as "no more".
+                if state.store.flag(after).await?.is_none() {
+                    bail!("--after {after:?}: no flag with this id");
+                }
+            }
+            let mut rows = state
                 .store
-                .flags(&central::store::ledger::FlagFilter {
-                    provider: provider.clone(),
-                    merchant: merchant.clone(),
-                    state: flag_state,
-                    kind: None,
-                    limit: *limit,
-                })
+                .flags_after(
+                    &central::store::ledger::FlagFilter {
+                        provider: provider.clone(),
+                        merchant: merchant.clone(),
+                        state: flag_state,
+                        kind,
+                        // One more than asked tells whether a next page exists.
+                        limit: limit + 1,
+                    },
+                    after.as_deref(),
+                )
                 .await?;
-            for row in rows {
+            let more = rows.len() > *limit as usize;
+            rows.truncate(*limit as usize);
+            for row in &rows {
                 println!(
                     "{}\t{}\t{}\t{}\t{}",
                     row.flag.id,
@@ -667,6 +696,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     row.flag.raised_at,
                     serde_json::to_string(&row.flag.subject)?
                 );
+            }
+            if let Some(last) = rows.last().filter(|_| more) {
+                eprintln!("next page: --after {}", last.flag.id);
             }
         }
         Command::Flags {
@@ -761,6 +793,11 @@ fn parse_flag_state(text: &str) -> anyhow::Result<FlagState> {
         "rejected" => Ok(FlagState::Rejected),
         other => anyhow::bail!("--state {other:?}: expected open, accepted or rejected"),
     }
+}
+
+fn parse_flag_kind(text: &str) -> anyhow::Result<FlagKind> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned()))
+        .map_err(|_| anyhow::anyhow!("--kind {text:?}: not a flag kind (offline_overuse, offline_overuse_tolerated, chain_gap, fork, bad_signature, discount_mismatch, blocked_credential, record_refused, impossible_travel, unusual_volume)"))
 }
 
 async fn ensure_provider(state: &AppState, provider: &str) -> anyhow::Result<()> {

@@ -1,6 +1,10 @@
-//! The `central` command as an operator runs it: `init`, `demo`, a bad
+//! The `central` command as an operator runs it: `init`, `demo` (whose
+//! planted cases come out as open flags, paged by `flags list`), a bad
 //! import (non-zero exit, line numbers, nothing changed), then `serve`
-//! answering over HTTPS and stopping on SIGTERM.
+//! answering over HTTPS (the same flags under `GET /api/v1/flags`) and
+//! stopping on SIGTERM.
+
+use std::collections::BTreeSet;
 
 use std::process::{Command, Stdio};
 
@@ -26,6 +30,11 @@ async fn init_demo_import_and_serve() {
     );
     let stdout = String::from_utf8_lossy(&init.stdout);
     assert!(stdout.contains("admin token: bpt_"), "{stdout}");
+    let admin_token = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("admin token: "))
+        .expect("admin token line")
+        .to_owned();
     for file in [
         "ca.pem",
         "server.pem",
@@ -44,11 +53,97 @@ async fn init_demo_import_and_serve() {
     );
     let report = String::from_utf8_lossy(&demo.stdout);
     assert!(report.contains("demo data: 120 recipients"), "{report}");
+    // The one planted use of a blocked card is the only record ingestion
+    // flags; every other demo record verifies.
     assert!(
-        report.contains(" 0 flagged)"),
-        "every demo record verifies: {report}"
+        report.contains(" 1 flagged)"),
+        "only the blocked card's use is flagged at ingestion: {report}"
     );
+    assert!(report.contains("planted case: "), "{report}");
     assert!(report.contains("enrolment code for T-"), "{report}");
+    // What the demo planted is open in the register, a page at a time.
+    let all = flag_lines(&data, &["--limit", "1000"]);
+    let kinds: BTreeSet<&str> = all.iter().map(|line| line[1].as_str()).collect();
+    for kind in PLANTED_KINDS {
+        assert!(
+            kinds.contains(kind),
+            "a fresh demo has a {kind} flag: {all:?}"
+        );
+    }
+    assert!(
+        all.iter().all(|line| line[2] == "open"),
+        "nobody decided them yet: {all:?}"
+    );
+    assert!(all.len() >= 4, "{all:?}");
+    let mut paged = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut args = vec!["flags", "list", "--limit", "3"];
+        if let Some(after) = &after {
+            args.extend(["--after", after.as_str()]);
+        }
+        let page = central(&data, &args);
+        assert!(
+            page.status.success(),
+            "{}",
+            String::from_utf8_lossy(&page.stderr)
+        );
+        let lines = parse_flags(&page.stdout);
+        assert!(lines.len() <= 3, "a page holds at most --limit flags");
+        pages += 1;
+        let stderr = String::from_utf8_lossy(&page.stderr);
+        let next = stderr
+            .lines()
+            .find_map(|line| line.strip_prefix("next page: --after "))
+            .map(str::to_owned);
+        if let Some(next) = &next {
+            assert_eq!(lines.len(), 3, "only a full page has a next one");
+            assert_eq!(
+                Some(next.as_str()),
+                lines.last().map(|line| line[0].as_str()),
+                "the cursor is the last flag of the page"
+            );
+        }
+        paged.extend(lines);
+        match next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+        assert!(pages <= all.len(), "paging ends");
+    }
+    assert_eq!(paged, all, "the pages are the whole list, in order, once");
+    assert_eq!(pages, all.len().div_ceil(3));
+    for (args, expected) in [
+        (
+            vec![
+                "flags",
+                "list",
+                "--after",
+                "0123456789abcdef0123456789abcdef",
+            ],
+            "--after \"0123456789abcdef0123456789abcdef\": no flag with this id",
+        ),
+        (
+            vec!["flags", "list", "--limit", "0"],
+            "--limit 0: must be 1 to 1000",
+        ),
+        (
+            vec!["flags", "list", "--kind", "nonsense"],
+            "--kind \"nonsense\"",
+        ),
+    ] {
+        let refused = central(&data, &args);
+        assert!(!refused.status.success(), "{args:?} is refused");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    let travel = flag_lines(&data, &["--kind", "impossible_travel"]);
+    assert!(
+        !travel.is_empty() && travel.iter().all(|line| line[1] == "impossible_travel"),
+        "{travel:?}"
+    );
+
     let again = central(&data, &["demo"]);
     assert!(
         !again.status.success(),
@@ -128,6 +223,31 @@ async fn init_demo_import_and_serve() {
         .await
         .expect("healthz over HTTPS");
     assert_eq!(health.text().await.expect("body"), "ok\n");
+    let flags: serde_json::Value = client
+        .get(format!("https://localhost:{port}/api/v1/flags?limit=1000"))
+        .bearer_auth(&admin_token)
+        .send()
+        .await
+        .expect("GET /api/v1/flags")
+        .json()
+        .await
+        .expect("flags JSON");
+    let listed: Vec<(String, String)> = flags
+        .as_array()
+        .expect("a list of flags")
+        .iter()
+        .map(|flag| {
+            (
+                flag["id"].as_str().expect("id").to_owned(),
+                flag["kind"].as_str().expect("kind").to_owned(),
+            )
+        })
+        .collect();
+    let from_cli: Vec<(String, String)> = all
+        .iter()
+        .map(|line| (line[0].clone(), line[1].clone()))
+        .collect();
+    assert_eq!(listed, from_cli, "the API lists the flags the CLI does");
     let pid = server.id();
     let stopped = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
@@ -141,4 +261,33 @@ async fn init_demo_import_and_serve() {
         "SIGTERM is a clean stop, not {status:?}:\n{log}"
     );
     assert!(log.contains("central stopped"), "{log}");
+}
+
+/// Flag kinds a fresh demo plants (docs/reconciliation.md).
+const PLANTED_KINDS: [&str; 4] = [
+    "offline_overuse",
+    "offline_overuse_tolerated",
+    "impossible_travel",
+    "blocked_credential",
+];
+
+/// `flags list` lines split at tabs: id, kind, state, raised at, subject.
+fn parse_flags(stdout: &[u8]) -> Vec<Vec<String>> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|line| line.split('\t').map(str::to_owned).collect::<Vec<_>>())
+        .inspect(|fields| assert_eq!(fields.len(), 5, "{fields:?}"))
+        .collect()
+}
+
+fn flag_lines(data: &std::path::Path, extra: &[&str]) -> Vec<Vec<String>> {
+    let mut args = vec!["flags", "list"];
+    args.extend(extra);
+    let list = central(data, &args);
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    parse_flags(&list.stdout)
 }

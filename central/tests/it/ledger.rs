@@ -744,9 +744,12 @@ fn central_cli(data: &std::path::Path, args: &[&str]) -> std::process::Output {
 }
 
 // Goal: an operator reaches the ledger from the command line: a fresh demo
-// shows settlements, their invoices render, and a mistake is refused with
-// a message. Method: `central demo` on 40 recipients over 40 days, then the
-// ledger subcommands on the same data directory (SQLite).
+// shows settlements, their invoices render, the demo's planted lunch
+// conflict is settled by policy (Riga's second lunch unpaid, Jelgava's
+// tolerated one paid), and a mistake is refused with a message.
+// Method: `central demo` on 40 recipients over 40 days (so the conflict
+// falls in the last complete month), then the ledger subcommands on the
+// same data directory (SQLite).
 #[test]
 fn ledger_from_the_command_line() {
     let dir = tempfile::tempdir().expect("temporary directory");
@@ -777,6 +780,72 @@ fn ledger_from_the_command_line() {
         .expect("a settlement in the list")
         .to_owned();
     assert!(number.starts_with("S-"), "{listed}");
+    // The records the overuse flags name, and whether the settlement of
+    // their provider and merchant pays them.
+    let flags = central_cli(&data, &["flags", "list"]);
+    let flagged = |kind: &str| -> (String, u64) {
+        let line = String::from_utf8_lossy(&flags.stdout)
+            .lines()
+            .find(|line| line.split('\t').nth(1) == Some(kind))
+            .unwrap_or_else(|| panic!("a {kind} flag after the demo"))
+            .to_owned();
+        let subject: Value =
+            serde_json::from_str(line.rsplit('\t').next().expect("subject")).expect("JSON");
+        (
+            subject["terminal"].as_str().expect("terminal").to_owned(),
+            subject["seq"].as_u64().expect("seq"),
+        )
+    };
+    // Each settled line with its payable amount (a line found not payable
+    // is listed at 0.00).
+    let settled = |provider: &str| -> Vec<((String, u64), String)> {
+        let line = listed
+            .lines()
+            .find(|line| {
+                let fields: Vec<&str> = line.split('\t').collect();
+                fields.get(2) == Some(&provider) && fields.get(3) == Some(&"skolas-edinasana")
+            })
+            .unwrap_or_else(|| panic!("a {provider} canteen settlement: {listed}"));
+        let number = line.split('\t').next().expect("number");
+        let show = central_cli(&data, &["settlement", "show", number]);
+        let shown: Value = serde_json::from_slice(&show.stdout).expect("settlement JSON");
+        shown["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|item| {
+                (
+                    (
+                        item["key"]["terminal"]
+                            .as_str()
+                            .expect("terminal")
+                            .to_owned(),
+                        item["key"]["seq"].as_u64().expect("seq"),
+                    ),
+                    item["amount"].as_str().expect("amount").to_owned(),
+                )
+            })
+            .collect()
+    };
+    let refused = flagged("offline_overuse");
+    let tolerated = flagged("offline_overuse_tolerated");
+    let paid = |provider: &str, record: &(String, u64)| -> String {
+        settled(provider)
+            .into_iter()
+            .find(|(key, _)| key == record)
+            .map(|(_, amount)| amount)
+            .unwrap_or_else(|| panic!("{record:?} is settled in the {provider} settlement"))
+    };
+    assert_eq!(
+        paid("riga", &refused),
+        "0.00",
+        "Riga has no tolerance: the second lunch {refused:?} is not paid"
+    );
+    assert_eq!(
+        paid("jelgava", &tolerated),
+        "1.50",
+        "Jelgava tolerates one extra lunch: {tolerated:?} is paid, half of 3.00"
+    );
     let invoice = central_cli(&data, &["settlement", "invoice", &number]);
     assert!(
         invoice.status.success(),

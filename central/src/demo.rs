@@ -5,6 +5,14 @@
 //! transactions that those terminals sign, pack and upload through
 //! ingestion, so every record verifies like a real one.
 //!
+//! The month holds a few planted cases for reconciliation to catch (see
+//! `Cases`): one pupil's daily lunch given twice by two offline tills, beyond
+//! Riga's zero tolerance and within Jelgava's tolerance of one; a pensioner's
+//! card on two carriers' buses 87 s apart; a card blocked as lost and then
+//! taken by a validator that had the block. After the demo's ledger run they
+//! are open flags, and the settlement of the last complete month leaves the
+//! non-payable lunch out.
+//!
 //! Deterministic: one seed gives the same recipients, card UIDs and taps.
 //! Personal data is invented (fake names and personal codes).
 

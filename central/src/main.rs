@@ -281,6 +281,37 @@ enum ImportKind {
 /// Most flags `flags list` prints on one page.
 const FLAGS_PAGE_MAX: u32 = 1_000;
 
+/// Writes one line (or, with `; no newline`, a text as is) to stdout. A
+/// closed pipe (`central settlement show … | head`) ends the command
+/// quietly instead of panicking as `println!` does.
+macro_rules! out {
+    ($fmt:literal $(, $arg:expr)* ; no newline) => {
+        write_stdout(format_args!($fmt $(, $arg)*), false)
+    };
+    ($($arg:tt)*) => {
+        write_stdout(format_args!($($arg)*), true)
+    };
+}
+
+fn write_stdout(text: std::fmt::Arguments<'_>, newline: bool) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let written = if newline {
+        writeln!(stdout, "{text}")
+    } else {
+        write!(stdout, "{text}")
+    }
+    .and_then(|()| stdout.flush());
+    match written {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(err) => {
+            eprintln!("error: writing to standard output: {err}");
+            std::process::exit(1);
+        }
+    }
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -339,13 +370,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Init { tls_names } => {
             let state = open(&cli, tls_names).await?;
             let token = create_token(&state, Role::Admin, "admin (init)").await?;
-            println!("data directory: {}", cli.data.display());
-            println!(
+            out!("data directory: {}", cli.data.display());
+            out!(
                 "CA certificate for terminals: {}",
                 cli.data.join("ca.pem").display()
             );
-            println!("signing key: {}", state.keys.signing.key_id());
-            println!("admin token: {token}");
+            out!("signing key: {}", state.keys.signing.key_id());
+            out!("admin token: {token}");
         }
         Command::Serve { listen, tls_names } => {
             let state = open(&cli, tls_names).await?;
@@ -378,7 +409,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
             )
             .await?;
-            print!("{report}");
+            out!("{report}"; no newline);
         }
         Command::Token { command } => {
             let TokenCommand::Create {
@@ -395,7 +426,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .store
                     .create_portal_token(&secret_hash(&token), label)
                     .await?;
-                println!("{token}");
+                out!("{token}");
                 return Ok(());
             }
             let role = match (provider, merchant, admin) {
@@ -418,7 +449,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 (None, None, true) => Role::Admin,
                 _ => bail!("give exactly one of --provider, --merchant, --admin"),
             };
-            println!("{}", create_token(&state, role, label).await?);
+            out!("{}", create_token(&state, role, label).await?);
         }
         Command::Provider { id, name } => {
             let state = open(&cli, &[]).await?;
@@ -475,9 +506,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .map_err(api)
                 .with_context(|| format!("{}", file.display()))?;
-            println!(
+            out!(
                 "published {} version {} (hash {})",
-                stored.benefit.id, stored.published_seq, stored.terminal_hash
+                stored.benefit.id,
+                stored.published_seq,
+                stored.terminal_hash
             );
         }
         Command::Terminal {
@@ -497,16 +530,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let code = staff::new_terminal(&state, merchant, label, categories.clone())
                 .await
                 .map_err(api)?;
-            println!("terminal: {}", code.terminal);
-            println!("enrolment code: {}", code.code);
-            println!("expires at: {}", code.expires_at);
+            out!("terminal: {}", code.terminal);
+            out!("enrolment code: {}", code.code);
+            out!("expires at: {}", code.expires_at);
         }
         Command::Terminal {
             command: TerminalCommand::List,
         } => {
             let state = open(&cli, &[]).await?;
             for terminal in state.store.terminals(None).await? {
-                println!(
+                out!(
                     "{}\t{}\t{}\t{}\tacked through {}",
                     terminal.id,
                     terminal.merchant,
@@ -522,7 +555,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if !state.store.revoke_terminal(terminal, now).await? {
                 bail!("no terminal {terminal:?}");
             }
-            println!("revoked {terminal}");
+            out!("revoked {terminal}");
         }
         Command::BlockCredential { kind, id, hash } => {
             let state = open(&cli, &[]).await?;
@@ -534,7 +567,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 _ => bail!("give either --kind and --id, or --hash"),
             };
             match state.store.block_credential(&hash).await? {
-                Some(version) => println!("blocked {hash}: in snapshots from version {version} on"),
+                Some(version) => out!("blocked {hash}: in snapshots from version {version} on"),
                 None => bail!("no credential with hash {hash}"),
             }
         }
@@ -589,7 +622,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .store
                 .import(provider, rows, Some(apply_progress))
                 .await?;
-            println!(
+            out!(
                 "{} rows: {} recipients, {} credentials, {} memberships, {} grants changed; snapshot version {} ({:.1} s)",
                 summary.rows,
                 summary.recipients_changed,
@@ -606,12 +639,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             std::fs::create_dir_all(&cli.data)
                 .with_context(|| format!("creating {}", cli.data.display()))?;
             let key_id = central::keys::rotate_signing_key(&cli.data)?;
-            println!("new signing key {key_id} is current; restart central to use it");
+            out!("new signing key {key_id} is current; restart central to use it");
         }
         Command::Reconcile => {
             let state = open(&cli, &[]).await?;
             let report = central::ledger::run(state.store.as_ref(), state.clock.now()).await?;
-            println!(
+            out!(
                 "took in {} records; {} usage lines, {} decisions changed, {} new flags",
                 report.records_taken_in,
                 report.usage_lines,
@@ -630,11 +663,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await?;
             if issued.is_empty() {
-                println!("nothing to settle for {}", period.label());
+                out!("nothing to settle for {}", period.label());
             }
             for stored in issued {
                 let s = &stored.settlement;
-                println!(
+                out!(
                     "{}\t{}\t{}\t{} EUR\t{}",
                     s.number,
                     s.creditor_reference.print_format(),
@@ -688,7 +721,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let more = rows.len() > *limit as usize;
             rows.truncate(*limit as usize);
             for row in &rows {
-                println!(
+                out!(
                     "{}\t{}\t{}\t{}\t{}",
                     row.flag.id,
                     row.flag.kind.as_str(),
@@ -732,7 +765,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 state.clock.now(),
             )
             .await?;
-            println!("flag {id} is {}", to.as_str());
+            out!("flag {id} is {}", to.as_str());
         }
         Command::Settlement {
             command: SettlementCommand::List { period },
@@ -746,7 +779,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 })
                 .await?;
             for row in rows {
-                println!(
+                out!(
                     "{}\t{}\t{}\t{}\t{}\t{}",
                     row.number,
                     row.period,
@@ -766,7 +799,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .settlement(number)
                 .await?
                 .with_context(|| format!("settlement {number:?} not found"))?;
-            println!("{}", stored.document);
+            out!("{}", stored.document);
         }
         Command::Settlement {
             command: SettlementCommand::Invoice { number, document },
@@ -780,7 +813,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let xml =
                 central::ledger::render_invoice(state.store.as_ref(), &stored, document.as_deref())
                     .await?;
-            print!("{xml}");
+            out!("{xml}"; no newline);
         }
     }
     Ok(())

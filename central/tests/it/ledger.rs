@@ -535,6 +535,76 @@ async fn a_rejected_flag_leaves_its_record_unpaid(db: TestDb) {
 }
 store_test!(a_rejected_flag_leaves_its_record_unpaid);
 
+// Goal: a flag rejected after its record was settled credits the record
+// back in the next period's settlement, once: the earlier period's line is
+// found although issuing reads only the period and the lines still owing
+// an adjustment.
+// Method: two offline lunches on one day (one tolerated), March settled
+// with both paid; the tolerated one's flag rejected (its record is taken
+// in again); April settled, then May.
+async fn a_flag_rejected_after_settlement_is_credited_in_a_later_period(db: TestDb) {
+    let world = World::new(db, 2, 0).await;
+    let server = Server::start(world.state.clone()).await;
+    let (status, _) = send_json(
+        &server,
+        Method::PUT,
+        "/api/v1/overuse-policies/riga-lunch",
+        &world.riga_token,
+        json!({"tolerance_count": 1}),
+    )
+    .await;
+    assert_eq!(status, 204);
+    two_offline_lunches(&world, &server).await;
+    let settle = |period: &'static str| {
+        send_json(
+            &server,
+            Method::POST,
+            "/api/v1/settlements",
+            &world.riga_token,
+            json!({ "period": period }),
+        )
+    };
+    let (status, issued) = settle("2026-03").await;
+    assert_eq!(status, 201, "{issued}");
+    assert_eq!(
+        issued[0]["total"], "5.00",
+        "the tolerated lunch is paid: {issued}"
+    );
+    let (_, flags) = get_json(
+        &server,
+        "/api/v1/flags?kind=offline_overuse_tolerated",
+        &world.riga_token,
+    )
+    .await;
+    let id = flags[0]["id"].as_str().expect("a tolerated-overuse flag");
+    let (status, answer) = send_json(
+        &server,
+        Method::POST,
+        &format!("/api/v1/flags/{id}/decision"),
+        &world.riga_token,
+        json!({"decision": "reject", "note": "one lunch a day means one"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, issued) = settle("2026-04").await;
+    assert_eq!(status, 201, "{issued}");
+    assert_eq!(issued.as_array().map(Vec::len), Some(1), "{issued}");
+    assert_eq!(issued[0]["number"], "S-riga-canteen-2026-04-1");
+    assert_eq!(
+        issued[0]["total"], "-2.50",
+        "March's rejected lunch is credited back in April: {issued}"
+    );
+    let (status, issued) = settle("2026-05").await;
+    assert_eq!(status, 201, "{issued}");
+    assert_eq!(
+        issued.as_array().map(Vec::len),
+        Some(0),
+        "the credit is settled once: {issued}"
+    );
+    server.stop().await;
+}
+store_test!(a_flag_rejected_after_settlement_is_credited_in_a_later_period);
+
 // Goal: malformed or hostile ledger requests are refused with a message
 // that says what and where, and change nothing.
 async fn malformed_ledger_requests_are_refused(db: TestDb) {
@@ -1114,3 +1184,52 @@ async fn undecided_lines_are_found_through_their_index(db: TestDb) {
     assert!(plan.contains("ledger_usage_pending"), "{plan}");
 }
 store_test!(undecided_lines_are_found_through_their_index);
+
+/// The earlier-periods branch of the query issuing a settlement reads
+/// (`to_settle_query` in the store).
+const UNSETTLED: &str = "SELECT u.terminal FROM ledger_usage u \
+     WHERE u.payable_cents <> u.settled_cents AND u.day < '2026-03-01'";
+
+// Goal: issuing a settlement finds earlier periods' lines still owing an
+// adjustment through their index (0007_settled_marker.sql), not by reading
+// every line of history.
+// Method: as above, the planner's plan of that query on each backend.
+async fn unsettled_lines_are_found_through_their_index(db: TestDb) {
+    let plan = match &db.postgres {
+        None => {
+            let conn = rusqlite::Connection::open(db.dir.path().join("central.sqlite"))
+                .expect("opening the test database");
+            let mut stmt = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {UNSETTLED}"))
+                .expect("EXPLAIN");
+            let rows = stmt
+                .query_map([], |row| row.get::<_, String>(3))
+                .expect("plan rows")
+                .collect::<Result<Vec<_>, _>>()
+                .expect("plan");
+            rows.join("\n")
+        }
+        Some((url, schema)) => {
+            let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .expect("connecting to PostgreSQL");
+            tokio::spawn(connection);
+            client
+                .batch_execute(&format!(
+                    "SET search_path TO \"{schema}\"; SET enable_seqscan = off"
+                ))
+                .await
+                .expect("session settings");
+            let rows = client
+                .query(&format!("EXPLAIN {UNSETTLED}"), &[])
+                .await
+                .expect("EXPLAIN");
+            rows.iter()
+                .map(|row| row.get::<_, String>(0))
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+    };
+    assert!(plan.contains("ledger_usage_unsettled"), "{plan}");
+}
+store_test!(unsettled_lines_are_found_through_their_index);

@@ -530,16 +530,11 @@ pub async fn issue(
         .map(|stored| stored.benefit)
         .collect();
     let known: HashSet<&str> = benefits.iter().map(|b| b.id.as_str()).collect();
-    // The period's lines, and of earlier periods only those never settled
-    // or settled at another amount than now payable (adjustments): each
-    // line carries what was settled for it, so the rest of history, which
-    // would settle to nothing, is not read. A day of slack either side: the
-    // stored day is the benefit's local day, and settlement re-derives it.
-    let from = period.start.yesterday().unwrap_or(period.start);
-    let to = period.end.tomorrow().unwrap_or(period.end);
+    // Every line, not only the last run's window: a record of an earlier
+    // period never settled, or settled at another amount, is an adjustment.
     let mut records = Vec::new();
     let mut decisions = Vec::new();
-    for usage in store.ledger_usage_to_settle(from, to).await? {
+    for usage in store.ledger_usage().await? {
         if !known.contains(usage.line.record.benefit.as_str())
             || provider.is_some_and(|p| p != usage.line.record.provider)
         {

@@ -167,11 +167,6 @@ pub trait LedgerStore: Send + Sync + 'static {
     async fn ledger_take_in(&self, intakes: Vec<Intake>) -> StoreResult<()>;
     /// Every usage line with its latest decision.
     async fn ledger_usage(&self) -> StoreResult<Vec<StoredUsage>>;
-    /// What issuing a settlement of `[from, to]` needs: the usage lines
-    /// whose local day lies in `[from, to]`, and those of earlier days
-    /// whose payable amount differs from what settlements settled for them
-    /// (found by index, without reading the rest of history).
-    async fn ledger_usage_to_settle(&self, from: Date, to: Date) -> StoreResult<Vec<StoredUsage>>;
     /// Usage lines whose local day is `since` or later.
     async fn ledger_usage_since(&self, since: Date) -> StoreResult<Vec<StoredUsage>>;
     /// Per benefit, the earliest local day of a line without a current
@@ -303,22 +298,6 @@ pub(crate) struct UsageColumns {
     pub payable_cents: i64,
     pub payable_units: i64,
     pub conflicts: String,
-}
-
-/// The query of [`LedgerStore::ledger_usage_to_settle`], with `from` and
-/// `to` being the backend's placeholders. Two branches, so that each is
-/// answered by an index: `ledger_usage_day` for the period, and the
-/// partial index `ledger_usage_unsettled` (whose predicate the second
-/// branch repeats word for word) for earlier lines still owing an
-/// adjustment. Unordered, as the whole table was: sorting a city-month
-/// of wide rows in the database costs more than the rest of the query.
-pub(crate) fn to_settle_query(from: &str, to: &str) -> String {
-    format!(
-        "SELECT {USAGE_COLUMNS} FROM ledger_usage u WHERE u.day >= {from} AND u.day <= {to} \
-         UNION ALL \
-         SELECT {USAGE_COLUMNS} FROM ledger_usage u \
-           WHERE u.payable_cents <> u.settled_cents AND u.day < {from}"
-    )
 }
 
 /// The column list matching [`UsageColumns`]; `u` is `ledger_usage`.

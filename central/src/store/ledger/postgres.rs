@@ -198,13 +198,9 @@ impl LedgerStore for PostgresStore {
         tx.execute(
             "INSERT INTO ledger_usage (terminal, seq, line, benefit, at, day, recipient, credential,
                 provider, merchant, category, amount_cents, units, snapshot, record_hash, counted,
-                outcome, payable_cents, payable_units, conflicts, settled_cents)
+                outcome, payable_cents, payable_units, conflicts)
              SELECT terminal, seq, line, benefit, at, day, recipient, credential, provider, merchant,
-                    category, amount_cents, units, snapshot, record_hash, counted, 'pending', 0, 0, '[]',
-                    -- A line taken in again keeps what was settled for it.
-                    (SELECT COALESCE(SUM(s.amount_cents), 0) FROM ledger_settled s
-                     WHERE s.terminal = l.terminal AND s.seq = l.seq AND s.line = l.line
-                       AND s.benefit = l.benefit)
+                    category, amount_cents, units, snapshot, record_hash, counted, 'pending', 0, 0, '[]'
              FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::TEXT[],
                          $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::BIGINT[],
                          $13::BIGINT[], $14::BIGINT[], $15::TEXT[], $16::BIGINT[])
@@ -258,19 +254,6 @@ impl LedgerStore for PostgresStore {
         let client = self.client().await?;
         let rows = client
             .query(&format!("SELECT {USAGE_COLUMNS} FROM ledger_usage u"), &[])
-            .await?;
-        rows.iter()
-            .map(|row| usage_row(row).into_stored())
-            .collect()
-    }
-
-    async fn ledger_usage_to_settle(&self, from: Date, to: Date) -> StoreResult<Vec<StoredUsage>> {
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                &super::to_settle_query("$1", "$2"),
-                &[&from.to_string(), &to.to_string()],
-            )
             .await?;
         rows.iter()
             .map(|row| usage_row(row).into_stored())
@@ -675,16 +658,6 @@ impl LedgerStore for PostgresStore {
                 "INSERT INTO ledger_settled (number, terminal, seq, line, benefit, amount_cents)
                  SELECT $1, * FROM unnest($2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::TEXT[], $6::BIGINT[])",
                 &[&s.number, &terminals, &seqs, &lines, &benefits, &amounts],
-            )
-            .await?;
-            // The lines' markers move with them, in the same transaction.
-            tx.execute(
-                "UPDATE ledger_usage u SET settled_cents = u.settled_cents + x.amount_cents
-                 FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::BIGINT[])
-                      AS x(terminal, seq, line, benefit, amount_cents)
-                 WHERE u.terminal = x.terminal AND u.seq = x.seq AND u.line = x.line
-                   AND u.benefit = x.benefit",
-                &[&terminals, &seqs, &lines, &benefits, &amounts],
             )
             .await?;
         }

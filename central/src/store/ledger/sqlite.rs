@@ -145,11 +145,8 @@ impl LedgerStore for SqliteStore {
             let mut insert_usage = tx.prepare_cached(
                 "INSERT INTO ledger_usage (terminal, seq, line, benefit, at, day, recipient, credential,
                     provider, merchant, category, amount_cents, units, snapshot, record_hash, counted,
-                    outcome, payable_cents, payable_units, conflicts, settled_cents)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 'pending', 0, 0, '[]',
-                    -- A line taken in again keeps what was settled for it.
-                    (SELECT COALESCE(SUM(s.amount_cents), 0) FROM ledger_settled s
-                     WHERE s.terminal = ?1 AND s.seq = ?2 AND s.line = ?3 AND s.benefit = ?4))",
+                    outcome, payable_cents, payable_units, conflicts)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 'pending', 0, 0, '[]')",
             )?;
             let mut insert_void =
                 tx.prepare_cached("INSERT INTO ledger_voids (terminal, voids, seq) VALUES (?1, ?2, ?3)")?;
@@ -199,17 +196,6 @@ impl LedgerStore for SqliteStore {
             let mut stmt = conn.prepare(&format!("SELECT {USAGE_COLUMNS} FROM ledger_usage u"))?;
             let rows = stmt
                 .query_map([], usage_row)?
-                .collect::<Result<Vec<_>, _>>()?;
-            rows.into_iter().map(UsageColumns::into_stored).collect()
-        })
-        .await
-    }
-
-    async fn ledger_usage_to_settle(&self, from: Date, to: Date) -> StoreResult<Vec<StoredUsage>> {
-        self.call(move |conn| {
-            let mut stmt = conn.prepare(&super::to_settle_query("?1", "?2"))?;
-            let rows = stmt
-                .query_map(params![from.to_string(), to.to_string()], usage_row)?
                 .collect::<Result<Vec<_>, _>>()?;
             rows.into_iter().map(UsageColumns::into_stored).collect()
         })
@@ -592,19 +578,7 @@ impl LedgerStore for SqliteStore {
                 "INSERT INTO ledger_settled (number, terminal, seq, line, benefit, amount_cents)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
-            // The line's marker moves with it, in the same transaction.
-            let mut marker = tx.prepare_cached(
-                "UPDATE ledger_usage SET settled_cents = settled_cents + ?5
-                 WHERE terminal = ?1 AND seq = ?2 AND line = ?3 AND benefit = ?4",
-            )?;
             for item in &s.items {
-                let line_marker = params![
-                    item.key.terminal,
-                    i(item.key.seq),
-                    i64::from(item.key.line),
-                    item.key.benefit,
-                    item.amount.cents()
-                ];
                 settled.execute(params![
                     s.number,
                     item.key.terminal,
@@ -613,7 +587,6 @@ impl LedgerStore for SqliteStore {
                     item.key.benefit,
                     item.amount.cents()
                 ])?;
-                marker.execute(line_marker)?;
             }
             Ok(())
         })

@@ -535,6 +535,75 @@ async fn a_rejected_flag_leaves_its_record_unpaid(db: TestDb) {
 }
 store_test!(a_rejected_flag_leaves_its_record_unpaid);
 
+// Goal: a flag rejected after its record was settled credits the record
+// back in the next period's settlement, once: issuing a later period finds
+// the earlier period's line whose payable amount changed.
+// Method: two offline lunches on one day (one tolerated), March settled
+// with both paid; the tolerated one's flag rejected (its record is taken
+// in again); April settled, then May.
+async fn a_flag_rejected_after_settlement_is_credited_in_a_later_period(db: TestDb) {
+    let world = World::new(db, 2, 0).await;
+    let server = Server::start(world.state.clone()).await;
+    let (status, _) = send_json(
+        &server,
+        Method::PUT,
+        "/api/v1/overuse-policies/riga-lunch",
+        &world.riga_token,
+        json!({"tolerance_count": 1}),
+    )
+    .await;
+    assert_eq!(status, 204);
+    two_offline_lunches(&world, &server).await;
+    let settle = |period: &'static str| {
+        send_json(
+            &server,
+            Method::POST,
+            "/api/v1/settlements",
+            &world.riga_token,
+            json!({ "period": period }),
+        )
+    };
+    let (status, issued) = settle("2026-03").await;
+    assert_eq!(status, 201, "{issued}");
+    assert_eq!(
+        issued[0]["total"], "5.00",
+        "the tolerated lunch is paid: {issued}"
+    );
+    let (_, flags) = get_json(
+        &server,
+        "/api/v1/flags?kind=offline_overuse_tolerated",
+        &world.riga_token,
+    )
+    .await;
+    let id = flags[0]["id"].as_str().expect("a tolerated-overuse flag");
+    let (status, answer) = send_json(
+        &server,
+        Method::POST,
+        &format!("/api/v1/flags/{id}/decision"),
+        &world.riga_token,
+        json!({"decision": "reject", "note": "one lunch a day means one"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, issued) = settle("2026-04").await;
+    assert_eq!(status, 201, "{issued}");
+    assert_eq!(issued.as_array().map(Vec::len), Some(1), "{issued}");
+    assert_eq!(issued[0]["number"], "S-riga-canteen-2026-04-1");
+    assert_eq!(
+        issued[0]["total"], "-2.50",
+        "March's rejected lunch is credited back in April: {issued}"
+    );
+    let (status, issued) = settle("2026-05").await;
+    assert_eq!(status, 201, "{issued}");
+    assert_eq!(
+        issued.as_array().map(Vec::len),
+        Some(0),
+        "the credit is settled once: {issued}"
+    );
+    server.stop().await;
+}
+store_test!(a_flag_rejected_after_settlement_is_credited_in_a_later_period);
+
 // Goal: malformed or hostile ledger requests are refused with a message
 // that says what and where, and change nothing.
 async fn malformed_ledger_requests_are_refused(db: TestDb) {

@@ -280,19 +280,28 @@ fn units_per_benefit(record: &SignedRecord, definitions: &[Benefit]) -> HashMap<
         }
         return out;
     }
-    let split: Vec<CartLine> = body
-        .cart
-        .iter()
-        .flat_map(|line| {
-            std::iter::repeat_n(
-                CartLine {
-                    qty: 1,
-                    ..line.clone()
-                },
-                line.qty as usize,
-            )
-        })
-        .collect();
+    for ((_, benefit), units) in units_per_line(body, definitions) {
+        *out.entry(benefit).or_default() += i64::from(units);
+    }
+    out
+}
+
+/// Units each benefit discounted on each cart line, by `(line, benefit)`:
+/// the engine discounts a line of several units unit by unit, so the quote
+/// is re-run on the cart split into one-unit lines and counted there. The
+/// ledger uses it too, for its usage lines.
+pub fn units_per_line(body: &RecordBody, definitions: &[Benefit]) -> HashMap<(u32, String), u32> {
+    let mut origin = Vec::new();
+    let mut split = Vec::new();
+    for (idx, line) in body.cart.iter().enumerate() {
+        for _ in 0..line.qty {
+            origin.push(u32::try_from(idx).unwrap_or(u32::MAX));
+            split.push(CartLine {
+                qty: 1,
+                ..line.clone()
+            });
+        }
+    }
     let quote = evaluate(&QuoteInput {
         benefits: definitions,
         grants: &body.inputs.entitlements,
@@ -301,8 +310,11 @@ fn units_per_benefit(record: &SignedRecord, definitions: &[Benefit]) -> HashMap<
         cart: &split,
         now: body.at,
     });
+    let mut out: HashMap<(u32, String), u32> = HashMap::new();
     for discount in &quote.discounts {
-        *out.entry(discount.benefit.clone()).or_default() += 1;
+        if let Some(line) = origin.get(discount.line as usize) {
+            *out.entry((*line, discount.benefit.clone())).or_default() += 1;
+        }
     }
     out
 }

@@ -31,12 +31,12 @@ use std::time::Duration;
 use jiff::civil::Date;
 use jiff::Timestamp;
 use serde_json::json;
-use shared::model::{Benefit, CartLine, Zone};
-use shared::rules::{evaluate, QuoteInput};
+use shared::model::{Benefit, Zone};
 use shared::wire::keys::Hash;
 use shared::wire::record::{RecordBody, RecordKind};
 use tokio::sync::Notify;
 
+use crate::ingest::units_per_line;
 use crate::reconcile::flags::{self, Flag, FlagKind, FlagState, Subject, GAP_FILL_LIMIT};
 use crate::reconcile::{self, Decision, UsageRecord};
 use crate::settlement::{self, Ledger, Settlement, SettlementPeriod, VatRules};
@@ -290,38 +290,6 @@ async fn usage_lines(
 
 fn local_day(zone: &Zone, at: Timestamp) -> Date {
     at.to_zoned(zone.tz().clone()).date()
-}
-
-/// Units each benefit discounted on each cart line: the engine discounts
-/// a line of several units unit by unit, so the quote is re-run on the
-/// cart split into one-unit lines (as ingestion counts usage).
-fn units_per_line(body: &RecordBody, definitions: &[Benefit]) -> HashMap<(u32, String), u32> {
-    let mut origin = Vec::new();
-    let mut split = Vec::new();
-    for (idx, line) in body.cart.iter().enumerate() {
-        for _ in 0..line.qty {
-            origin.push(u32::try_from(idx).unwrap_or(u32::MAX));
-            split.push(CartLine {
-                qty: 1,
-                ..line.clone()
-            });
-        }
-    }
-    let quote = evaluate(&QuoteInput {
-        benefits: definitions,
-        grants: &body.inputs.entitlements,
-        memberships: &[],
-        history: &body.inputs.history,
-        cart: &split,
-        now: body.at,
-    });
-    let mut out: HashMap<(u32, String), u32> = HashMap::new();
-    for discount in &quote.discounts {
-        if let Some(line) = origin.get(discount.line as usize) {
-            *out.entry((*line, discount.benefit.clone())).or_default() += 1;
-        }
-    }
-    out
 }
 
 /// The flag for a record ingestion flagged, by its reason.

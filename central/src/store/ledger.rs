@@ -14,6 +14,7 @@
 mod postgres;
 mod sqlite;
 
+use super::parse_ts;
 use async_trait::async_trait;
 use jiff::civil::Date;
 use jiff::Timestamp;
@@ -250,11 +251,6 @@ fn parse_outcome(text: &str) -> StoreResult<Option<Outcome>> {
         "voided" => Outcome::Voided,
         other => return Err(StoreError::Other(format!("usage outcome {other:?}"))),
     }))
-}
-
-pub(crate) fn parse_ts(text: &str) -> StoreResult<Timestamp> {
-    text.parse()
-        .map_err(|err| StoreError::Other(format!("stored instant {text:?}: {err}")))
 }
 
 pub(crate) fn parse_day(text: &str) -> StoreResult<Date> {

@@ -71,6 +71,22 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Parses an instant as the backends store it (RFC 3339 text). A bad one is
+/// a fault of the database, not of a client.
+pub(crate) fn parse_ts(text: &str) -> StoreResult<Timestamp> {
+    text.parse()
+        .map_err(|err| StoreError::Other(format!("stored instant {text:?}: {err}")))
+}
+
+/// Parses an optional stored civil date.
+pub(crate) fn parse_date(text: Option<String>) -> StoreResult<Option<Date>> {
+    text.map(|text| {
+        text.parse()
+            .map_err(|err| StoreError::Other(format!("stored date {text:?}: {err}")))
+    })
+    .transpose()
+}
+
 /// A staff API role. Provider and merchant tokens carry the id they are
 /// bound to; they see only their own data.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -201,19 +201,6 @@ fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-fn parse_ts(text: &str) -> StoreResult<Timestamp> {
-    text.parse()
-        .map_err(|err| StoreError::Other(format!("stored instant {text:?}: {err}")))
-}
-
-fn parse_date(text: Option<String>) -> StoreResult<Option<Date>> {
-    text.map(|text| {
-        text.parse()
-            .map_err(|err| StoreError::Other(format!("stored date {text:?}: {err}")))
-    })
-    .transpose()
-}
-
 fn date_text(date: Option<Date>) -> Option<String> {
     date.map(|date| date.to_string())
 }

@@ -3,7 +3,6 @@
 //! database's default collation.
 
 use async_trait::async_trait;
-use jiff::civil::Date;
 use jiff::Timestamp;
 
 use super::{
@@ -11,12 +10,7 @@ use super::{
     PortalAccess, SqlValue,
 };
 use crate::store::postgres::PostgresStore;
-use crate::store::{RecordRow, StoreError, StoreResult};
-
-fn parse_ts(text: &str) -> StoreResult<Timestamp> {
-    text.parse()
-        .map_err(|err| StoreError::Other(format!("stored instant {text:?}: {err}")))
-}
+use crate::store::{parse_date, parse_ts, RecordRow, StoreResult};
 
 fn person(row: &tokio_postgres::Row) -> StoreResult<Person> {
     let birth: Option<String> = row.get(4);
@@ -25,12 +19,7 @@ fn person(row: &tokio_postgres::Row) -> StoreResult<Person> {
         provider: row.get(1),
         personal_code: row.get(2),
         name: row.get(3),
-        birth_date: birth
-            .map(|text| {
-                text.parse::<Date>()
-                    .map_err(|err| StoreError::Other(format!("stored date {text:?}: {err}")))
-            })
-            .transpose()?,
+        birth_date: parse_date(birth)?,
     })
 }
 

@@ -1,7 +1,6 @@
 //! [`PeopleStore`] on SQLite.
 
 use async_trait::async_trait;
-use jiff::civil::Date;
 use jiff::Timestamp;
 use rusqlite::{params, params_from_iter, OptionalExtension};
 
@@ -10,20 +9,7 @@ use super::{
     PortalAccess, SqlValue,
 };
 use crate::store::sqlite::SqliteStore;
-use crate::store::{RecordRow, StoreError, StoreResult};
-
-fn parse_ts(text: &str) -> StoreResult<Timestamp> {
-    text.parse()
-        .map_err(|err| StoreError::Other(format!("stored instant {text:?}: {err}")))
-}
-
-fn parse_date(text: Option<String>) -> StoreResult<Option<Date>> {
-    text.map(|text| {
-        text.parse()
-            .map_err(|err| StoreError::Other(format!("stored date {text:?}: {err}")))
-    })
-    .transpose()
-}
+use crate::store::{parse_date, parse_ts, RecordRow, StoreResult};
 
 fn person(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Person, Option<String>)> {
     Ok((

@@ -25,7 +25,7 @@
 //! decisions and flag ids whatever order they arrived in.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use jiff::civil::Date;
@@ -560,9 +560,6 @@ pub fn parse_month(text: &str) -> Result<SettlementPeriod, String> {
     SettlementPeriod::month(year, month).map_err(|err| format!("period {text:?}: {err}"))
 }
 
-/// Background runners, one per server state, woken by [`ingested`].
-static RUNNERS: Mutex<Vec<(Weak<State>, Arc<Notify>)>> = Mutex::new(Vec::new());
-
 /// Called after a packet was ingested: wakes this server's runner (started
 /// on first use). Never waits: the packet answer is not delayed.
 pub fn ingested(state: &AppState) {
@@ -575,20 +572,16 @@ pub fn spawn(state: &AppState, debounce: Duration) {
     notifier(state, debounce).notify_one();
 }
 
-fn notifier(state: &AppState, debounce: Duration) -> Arc<Notify> {
-    let mut runners = RUNNERS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    runners.retain(|(weak, _)| weak.strong_count() > 0);
-    if let Some((_, notify)) = runners
-        .iter()
-        .find(|(weak, _)| std::ptr::eq(weak.as_ptr(), Arc::as_ptr(&state.0)))
-    {
-        return Arc::clone(notify);
-    }
+/// This server's runner, started by the first call; it holds the state
+/// weakly and ends when the server's state is dropped.
+fn notifier(state: &AppState, debounce: Duration) -> &Notify {
+    state
+        .ledger_runner
+        .get_or_init(|| start_runner(Arc::downgrade(&state.0), debounce))
+}
+
+fn start_runner(weak: Weak<State>, debounce: Duration) -> Arc<Notify> {
     let notify = Arc::new(Notify::new());
-    let weak = Arc::downgrade(&state.0);
-    runners.push((weak.clone(), Arc::clone(&notify)));
     let wake = Arc::clone(&notify);
     tokio::spawn(async move {
         loop {

@@ -145,6 +145,9 @@ pub struct State {
     pub metrics: Arc<Metrics>,
     pub config: Config,
     pub clock: Clock,
+    /// Wakes the ledger's background run (`ledger::ingested`); started on
+    /// first use, inside the runtime.
+    pub ledger_runner: std::sync::OnceLock<Arc<tokio::sync::Notify>>,
 }
 
 #[derive(Clone)]
@@ -210,6 +213,7 @@ impl AppState {
             metrics,
             config: config.clone(),
             clock,
+            ledger_runner: std::sync::OnceLock::new(),
         })))
     }
 }

@@ -6,7 +6,8 @@
 //! Run with `cargo bench -p shared --bench wire`. Two records: `typical` is
 //! `docs/vectors/record-2.json` (2 cart lines, 2 benefits, 2 history
 //! entries, 1.4 kB); `large` has 10 cart lines, 10 benefits and 40 history
-//! entries (about 6 kB), a recipient late in a busy month.
+//! entries (about 6 kB), a recipient late in a busy month. A packet of 1000
+//! typical records measures decoding as central does it, per record.
 //!
 //! After criterion's report, summary lines print each median (read back
 //! from criterion's `estimates.json` of this run), rates, and the ratios
@@ -18,7 +19,9 @@
 //! operation N times, for `valgrind --tool=callgrind`: the difference between
 //! N and 0 repetitions, divided by N, is the instructions per operation
 //! (`docs/performance.md` has the script). Operations: `sign`, `raw_sign`,
-//! `decode_and_verify`, `raw_verify`, each suffixed `_typical` or `_large`.
+//! `decode_and_verify`, `raw_verify`, each suffixed `_typical` or `_large`,
+//! and `packet_decode` (one packet of 1000 typical records, as central
+//! receives them).
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -30,7 +33,8 @@ use serde_json::Value;
 use shared::model::{CartLine, HistoryEntry, LineDiscount};
 use shared::money::Money;
 use shared::wire::canonical;
-use shared::wire::keys::Hash;
+use shared::wire::keys::{Hash, SigningKey};
+use shared::wire::packet::{Packet, PACKET_RECORDS_MAX};
 use shared::wire::record::{BenefitRef, RecordBody, SignedRecord};
 use shared::wire::snapshot::{
     CredentialStatus, SnapshotHeader, SnapshotItem, SnapshotReader, SnapshotWriter,
@@ -88,6 +92,28 @@ fn large() -> RecordBody {
     body
 }
 
+/// A full packet (1000 typical records, chained), as central's bench uploads
+/// it: its JSON on the wire.
+fn packet_json(key: &SigningKey) -> Vec<u8> {
+    let mut prev = Hash::GENESIS;
+    let records: Vec<SignedRecord> = (1..=PACKET_RECORDS_MAX as u64)
+        .map(|seq| {
+            let mut body = typical();
+            body.seq = seq;
+            body.prev = prev;
+            body.idempotency_key = format!("bench-{seq}");
+            let record = SignedRecord::sign(body, key).expect("sign");
+            prev = record.hash();
+            record
+        })
+        .collect();
+    let terminal = records[0].body.terminal.clone();
+    let created_at = records[0].body.at;
+    Packet::build(&terminal, records, created_at, key)
+        .expect("packet")
+        .to_json()
+}
+
 fn output_directory() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -135,6 +161,13 @@ fn repeat(operation: &str, count: usize) {
     let key = vectors::terminal_key().expect("key");
     let raw_pair = Ed25519KeyPair::from_seed_unchecked(&vectors::TERMINAL_SEED).expect("seed");
     let raw_public = UnparsedPublicKey::new(&ED25519, key.public_key().0);
+    if operation == "packet_decode" {
+        let json = packet_json(&key);
+        for _ in 0..count {
+            black_box(Packet::from_json(black_box(&json)).expect("decodes"));
+        }
+        return;
+    }
     let (name, body) = match operation.rsplit_once('_') {
         Some((name, "typical")) => (name, typical()),
         Some((name, "large")) => (name, large()),
@@ -229,6 +262,17 @@ fn main() {
         group.finish();
     }
 
+    let packet = packet_json(&key);
+    {
+        let mut group = criterion.benchmark_group("packet_1000_records");
+        group.sample_size(20);
+        group.throughput(Throughput::Elements(PACKET_RECORDS_MAX as u64));
+        group.bench_function("decode", |b| {
+            b.iter(|| Packet::from_json(black_box(&packet)).expect("decodes"))
+        });
+        group.finish();
+    }
+
     let items = credential_items();
     let snapshot_bytes =
         vectors::write_snapshot(&snapshot_header(), &items, &central).expect("write snapshot");
@@ -312,6 +356,14 @@ fn summary(dir: &Path, started: SystemTime, sizes: &[(&str, usize, usize)], snap
                 *json_len as f64 / decode * 1e3
             );
         }
+    }
+    if let Some(nanos) = median_nanos(dir, "packet_1000_records", "decode", started) {
+        println!(
+            "summary packet of {PACKET_RECORDS_MAX} typical records: decode {:.2} ms, {:.2} µs per record, {:.0} records/s",
+            nanos / 1e6,
+            nanos / 1e3 / PACKET_RECORDS_MAX as f64,
+            PACKET_RECORDS_MAX as f64 / nanos * 1e9
+        );
     }
     let group = "snapshot_100k_credentials";
     for bench in ["write", "read_and_verify"] {

@@ -44,9 +44,36 @@ pub fn to_vec_sized<T: Serialize + ?Sized>(
     Ok(out)
 }
 
+/// `true` exactly when `to_vec(value)` succeeds and equals `bytes`, proven
+/// without building the encoding: each piece is compared with the input as
+/// it is produced, stopping at the first difference. Decoders use it to
+/// prove that what they parsed was already canonical.
+pub fn matches<T: Serialize + ?Sized>(value: &T, bytes: &[u8]) -> bool {
+    Matcher::default().matches(value, bytes)
+}
+
+/// [`matches`] for many values in a row (the records of a packet): keeps
+/// the little room a comparison needs from one value to the next.
+#[derive(Debug, Default)]
+pub struct Matcher {
+    room: ser::Room,
+}
+
+impl Matcher {
+    /// `true` exactly when `to_vec(value)` succeeds and equals `bytes`.
+    pub fn matches<T: Serialize + ?Sized>(&mut self, value: &T, bytes: &[u8]) -> bool {
+        let mut compare = ser::Compare::new(bytes, std::mem::take(&mut self.room));
+        let written = ser::write(&mut compare, value).is_ok();
+        let (complete, room) = compare.finish();
+        self.room = room;
+        written && complete
+    }
+}
+
 /// Appends the canonical JSON string of `text` (quoted and escaped).
 pub fn write_str(out: &mut Vec<u8>, text: &str) {
-    ser::write_str(out, text);
+    // Writing to a buffer cannot fail.
+    let _ = ser::write_str(out, text);
 }
 
 /// Canonical bytes of a parsed JSON value. Refuses floats and integers out

@@ -242,11 +242,23 @@ impl SignedRecord {
             }
         };
         let parsed: RecordBody = serde_json::from_slice(body).ok()?;
+        SignedRecord::proven_canonical(parsed, body, sig, &mut canonical::Matcher::default())
+    }
+
+    /// A record whose body `parsed` was read from `body`: `Some` when the
+    /// body is valid and `body` is exactly its canonical form, which is
+    /// then kept as the signed bytes (compared in place, not re-encoded).
+    fn proven_canonical(
+        parsed: RecordBody,
+        body: &[u8],
+        sig: Signature,
+        matcher: &mut canonical::Matcher,
+    ) -> Option<SignedRecord> {
         check_body(&parsed).ok()?;
-        let canonical_body = canonical::to_vec_sized(&parsed, body.len()).ok()?;
-        if canonical_body != body {
+        if !matcher.matches(&parsed, body) {
             return None;
         }
+        let canonical_body = body.to_vec();
         let hash = Hash::of(&canonical_body);
         Some(SignedRecord {
             body: parsed,
@@ -254,6 +266,51 @@ impl SignedRecord {
             canonical_body,
             hash,
         })
+    }
+
+    /// The fast path for a record inside a packet body: `bytes` starts with
+    /// a record in its canonical envelope, `{"body":…,"sig":"…"}` exactly as
+    /// [`to_json`](Self::to_json) writes it, followed by anything. Returns
+    /// the record and the length of its envelope; `Some` only when the body
+    /// is canonical and valid and the signature text is canonical base64url,
+    /// so the envelope equals `to_json()` of the record returned.
+    ///
+    /// Text, not bytes: the caller checked UTF-8 once for all records, so
+    /// the parser does not check each string again.
+    pub(crate) fn from_json_canonical_prefix(
+        text: &str,
+        matcher: &mut canonical::Matcher,
+    ) -> Option<(SignedRecord, usize)> {
+        let rest = text.strip_prefix("{\"body\":")?;
+        // One parse finds where the body ends: no separate scan for it.
+        let mut stream = serde_json::Deserializer::from_str(rest).into_iter::<RecordBody>();
+        let parsed = stream.next()?.ok()?;
+        let body_len = stream.byte_offset();
+        let (body, tail) = rest.as_bytes().split_at(body_len);
+        let sig_text = tail.strip_prefix(ENVELOPE_SIG_MEMBER)?.get(..SIG_LEN)?;
+        if !tail[ENVELOPE_SIG_MEMBER.len() + SIG_LEN..].starts_with(ENVELOPE_SUFFIX) {
+            return None;
+        }
+        let sig = Signature::from_base64(std::str::from_utf8(sig_text).ok()?).ok()?;
+        // Decoding is strict, but the packet's canonical form depends on
+        // these exact characters: compare them with the encoding.
+        let mut encoded = [0u8; SIG_LEN];
+        base64::Engine::encode_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            sig.0,
+            &mut encoded,
+        )
+        .ok()?;
+        if encoded[..] != *sig_text {
+            return None;
+        }
+        let record = SignedRecord::proven_canonical(parsed, body, sig, matcher)?;
+        let len = ENVELOPE_PREFIX.len()
+            + body_len
+            + ENVELOPE_SIG_MEMBER.len()
+            + SIG_LEN
+            + ENVELOPE_SUFFIX.len();
+        Some((record, len))
     }
 
     /// Builds a record from an already parsed body value (used inside packets).
@@ -298,6 +355,8 @@ impl SignedRecord {
 const ENVELOPE_PREFIX: &[u8] = b"{\"body\":";
 const ENVELOPE_SIG_MEMBER: &[u8] = b",\"sig\":\"";
 const ENVELOPE_SUFFIX: &[u8] = b"\"}";
+/// Base64url (no padding) of a 64-byte Ed25519 signature.
+const SIG_LEN: usize = 86;
 
 /// `{"body":<canonical body>,"sig":"<base64url>"}`: the canonical envelope of
 /// every signed object (records and packets), which
@@ -322,8 +381,7 @@ pub(crate) fn envelope_json(canonical_body: &[u8], sig: &Signature) -> Vec<u8> {
 /// `{"body":<body>,"sig":"<86 characters>"}` exactly, as [`SignedRecord::to_json`]
 /// writes it: the body bytes and the signature, without parsing the
 /// envelope (the body is parsed and proven canonical by the caller).
-fn split_canonical_envelope(bytes: &[u8]) -> Option<(&[u8], Signature)> {
-    const SIG_LEN: usize = 86;
+pub(crate) fn split_canonical_envelope(bytes: &[u8]) -> Option<(&[u8], Signature)> {
     let rest = bytes
         .strip_prefix(ENVELOPE_PREFIX)?
         .strip_suffix(ENVELOPE_SUFFIX)?;

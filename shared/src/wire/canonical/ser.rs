@@ -36,36 +36,338 @@ impl ser::Error for EncodeError {
 
 type Result<T> = std::result::Result<T, EncodeError>;
 
-pub(super) fn write<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<()> {
-    value.serialize(Canonical { out })
+/// Where canonical bytes go: appended to a buffer, or compared against
+/// bytes that claim to be canonical already. Objects are the sink's
+/// business: a buffer rearranges members serde gave out of order, a
+/// comparison has to go back and buffer them.
+pub(super) trait Out: Sized {
+    /// What an open object remembers.
+    type Obj;
+    fn put(&mut self, byte: u8) -> Result<()>;
+    fn put_all(&mut self, bytes: &[u8]) -> Result<()>;
+    /// Writes `{`.
+    fn open_object(&mut self, len: usize) -> Result<Self::Obj>;
+    /// Writes one member, `"key":value`, and the comma before it.
+    fn member<T: Serialize + ?Sized>(
+        &mut self,
+        obj: &mut Self::Obj,
+        key: Cow<'static, str>,
+        value: &T,
+    ) -> Result<()>;
+    /// Writes the members not written yet, in sorted order, and `}`.
+    fn close_object(&mut self, obj: Self::Obj) -> Result<()>;
 }
 
-struct Canonical<'a> {
-    out: &'a mut Vec<u8>,
+/// Key and byte range (`"key":value`, no comma) of one member.
+type Span = (Cow<'static, str>, usize, usize);
+
+/// An object written into a buffer.
+pub(super) struct VecObject {
+    /// Offset just after `{`.
+    start: usize,
+    members: Vec<Span>,
+    sorted: bool,
 }
 
-/// JCS string escaping: `"` `\` and the short forms of five controls, the
-/// other controls as `\u00xx` (lowercase), everything else literal.
-pub(super) fn write_str(out: &mut Vec<u8>, text: &str) {
-    out.reserve(text.len() + 2);
-    out.push(b'"');
-    write_escaped(out, text);
-    out.push(b'"');
-}
-
-/// Writes formatted pieces escaped, for `collect_str`.
-struct Escaper<'a> {
-    out: &'a mut Vec<u8>,
-}
-
-impl fmt::Write for Escaper<'_> {
-    fn write_str(&mut self, piece: &str) -> fmt::Result {
-        write_escaped(self.out, piece);
+impl Out for Vec<u8> {
+    type Obj = VecObject;
+    #[inline]
+    fn put(&mut self, byte: u8) -> Result<()> {
+        self.push(byte);
+        Ok(())
+    }
+    #[inline]
+    fn put_all(&mut self, bytes: &[u8]) -> Result<()> {
+        self.extend_from_slice(bytes);
+        Ok(())
+    }
+    fn open_object(&mut self, len: usize) -> Result<VecObject> {
+        self.push(b'{');
+        Ok(VecObject {
+            start: self.len(),
+            members: Vec::with_capacity(len.min(32)),
+            sorted: true,
+        })
+    }
+    fn member<T: Serialize + ?Sized>(
+        &mut self,
+        obj: &mut VecObject,
+        key: Cow<'static, str>,
+        value: &T,
+    ) -> Result<()> {
+        if let Some((last, _, _)) = obj.members.last() {
+            if key.as_bytes() <= last.as_bytes() {
+                obj.sorted = false;
+            }
+            self.push(b',');
+        }
+        let begin = self.len();
+        write_member(self, &key, value)?;
+        obj.members.push((key, begin, self.len()));
+        Ok(())
+    }
+    fn close_object(&mut self, mut obj: VecObject) -> Result<()> {
+        if !obj.sorted {
+            sort_members(&mut obj.members)?;
+            let written = self.split_off(obj.start);
+            for (idx, (_, begin, end)) in obj.members.iter().enumerate() {
+                if idx > 0 {
+                    self.push(b',');
+                }
+                self.extend_from_slice(&written[begin - obj.start..end - obj.start]);
+            }
+        }
+        self.push(b'}');
         Ok(())
     }
 }
 
-fn write_escaped(out: &mut Vec<u8>, text: &str) {
+fn write_member<O: Out, T: Serialize + ?Sized>(out: &mut O, key: &str, value: &T) -> Result<()> {
+    write_str(out, key)?;
+    out.put(b':')?;
+    value.serialize(Canonical { out })
+}
+
+/// Sorts members by key (byte order), refusing duplicates.
+fn sort_members(members: &mut [Span]) -> Result<()> {
+    members.sort_by(|left, right| left.0.as_bytes().cmp(right.0.as_bytes()));
+    if let Some(pair) = members.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+        return Err(EncodeError(format!("duplicate key {:?}", pair[0].0)));
+    }
+    Ok(())
+}
+
+/// Compares what would be written with `expected`, stopping at the first
+/// byte that differs.
+///
+/// Members of an object are compared in place as serde gives them. Many of
+/// our structs declare their fields out of sorted order, so when a member
+/// does not match where it stands, the object goes on in `scratch`: the
+/// members that matched are copied there, the rest are written there, and
+/// at the close they are sorted and compared. Member spans live on one
+/// stack and `scratch` is reused, so a comparison allocates only while they
+/// grow.
+pub(super) struct Compare<'e> {
+    expected: &'e [u8],
+    at: usize,
+    /// Spans of the members of the open objects, innermost last: offsets in
+    /// `expected` for an object compared in place, in `scratch` for one
+    /// being buffered.
+    spans: Vec<Span>,
+    /// The object being buffered (at most one at a time: what is inside it
+    /// is written to `scratch` as a plain buffer).
+    scratch: Vec<u8>,
+}
+
+pub(super) struct CompareObject {
+    /// Offset in `expected` just after `{`.
+    start: usize,
+    /// Where this object's spans begin in `Compare::spans`.
+    base: usize,
+    /// Members written so far.
+    count: usize,
+    buffered: bool,
+}
+
+/// Why [`Compare`] stopped: the bytes differ.
+pub(super) const DIFFERS: &str = "differs from the canonical form";
+
+/// The room a [`Compare`] grows, kept between comparisons.
+#[derive(Debug, Default)]
+pub(super) struct Room {
+    spans: Vec<Span>,
+    scratch: Vec<u8>,
+}
+
+impl<'e> Compare<'e> {
+    pub(super) fn new(expected: &'e [u8], room: Room) -> Compare<'e> {
+        Compare {
+            expected,
+            at: 0,
+            spans: room.spans,
+            scratch: room.scratch,
+        }
+    }
+    /// `true` when exactly all of `expected` was written; gives back the
+    /// room for the next comparison.
+    pub(super) fn finish(mut self) -> (bool, Room) {
+        self.spans.clear();
+        self.scratch.clear();
+        (
+            self.at == self.expected.len(),
+            Room {
+                spans: self.spans,
+                scratch: self.scratch,
+            },
+        )
+    }
+
+    /// Writes a member in place; `Err` leaves `at` wherever it stopped.
+    fn member_in_place<T: Serialize + ?Sized>(
+        &mut self,
+        obj: &CompareObject,
+        key: &str,
+        value: &T,
+    ) -> Result<usize> {
+        if obj.count > 0 {
+            let last = &self.spans[obj.base + obj.count - 1].0;
+            if key.as_bytes() <= last.as_bytes() {
+                return Err(EncodeError(DIFFERS.into()));
+            }
+            self.put(b',')?;
+        }
+        let begin = self.at;
+        write_member(self, key, value)?;
+        Ok(begin)
+    }
+}
+
+impl Out for Compare<'_> {
+    type Obj = CompareObject;
+    #[inline]
+    fn put(&mut self, byte: u8) -> Result<()> {
+        if self.expected.get(self.at) == Some(&byte) {
+            self.at += 1;
+            Ok(())
+        } else {
+            Err(EncodeError(DIFFERS.into()))
+        }
+    }
+    #[inline]
+    fn put_all(&mut self, bytes: &[u8]) -> Result<()> {
+        let end = self.at + bytes.len();
+        let Some(expected) = self.expected.get(self.at..end) else {
+            return Err(EncodeError(DIFFERS.into()));
+        };
+        // Most pieces are a few bytes (keys, punctuation, short strings):
+        // a plain loop beats calling `memcmp`.
+        let same = if bytes.len() <= 16 {
+            expected
+                .iter()
+                .zip(bytes)
+                .all(|(left, right)| left == right)
+        } else {
+            expected == bytes
+        };
+        if same {
+            self.at = end;
+            Ok(())
+        } else {
+            Err(EncodeError(DIFFERS.into()))
+        }
+    }
+    fn open_object(&mut self, _: usize) -> Result<CompareObject> {
+        self.put(b'{')?;
+        Ok(CompareObject {
+            start: self.at,
+            base: self.spans.len(),
+            count: 0,
+            buffered: false,
+        })
+    }
+    fn member<T: Serialize + ?Sized>(
+        &mut self,
+        obj: &mut CompareObject,
+        key: Cow<'static, str>,
+        value: &T,
+    ) -> Result<()> {
+        if !obj.buffered {
+            let mark = self.at;
+            match self.member_in_place(obj, &key, value) {
+                Ok(begin) => {
+                    self.spans.push((key, begin, self.at));
+                    obj.count += 1;
+                    return Ok(());
+                }
+                Err(err) if err.0 != DIFFERS => return Err(err),
+                Err(_) => {}
+            }
+            // Out of order, or different: go on in the buffer with the
+            // members that matched, and decide at the close. Spans of
+            // objects inside the failed member are dropped with it.
+            obj.buffered = true;
+            self.at = mark;
+            self.spans.truncate(obj.base + obj.count);
+            for span in &mut self.spans[obj.base..] {
+                span.1 -= obj.start;
+                span.2 -= obj.start;
+            }
+            self.scratch.clear();
+            self.scratch
+                .extend_from_slice(&self.expected[obj.start..mark]);
+        }
+        if obj.count > 0 {
+            self.scratch.push(b',');
+        }
+        let begin = self.scratch.len();
+        write_member(&mut self.scratch, &key, value)?;
+        self.spans.push((key, begin, self.scratch.len()));
+        obj.count += 1;
+        Ok(())
+    }
+    fn close_object(&mut self, obj: CompareObject) -> Result<()> {
+        if obj.buffered {
+            // Both are taken out for the comparison and put back, to keep
+            // their room for the next object.
+            let mut spans = std::mem::take(&mut self.spans);
+            let scratch = std::mem::take(&mut self.scratch);
+            let members = &mut spans[obj.base..];
+            let compared = sort_members(members).and_then(|()| {
+                members
+                    .iter()
+                    .enumerate()
+                    .try_for_each(|(idx, (_, begin, end))| {
+                        if idx > 0 {
+                            self.put(b',')?;
+                        }
+                        self.put_all(&scratch[*begin..*end])
+                    })
+            });
+            spans.truncate(obj.base);
+            self.spans = spans;
+            self.scratch = scratch;
+            self.scratch.clear();
+            compared?;
+        } else {
+            self.spans.truncate(obj.base);
+        }
+        self.put(b'}')
+    }
+}
+
+pub(super) fn write<T: Serialize + ?Sized, O: Out>(out: &mut O, value: &T) -> Result<()> {
+    value.serialize(Canonical { out })
+}
+
+struct Canonical<'a, O> {
+    out: &'a mut O,
+}
+
+/// JCS string escaping: `"` `\` and the short forms of five controls, the
+/// other controls as `\u00xx` (lowercase), everything else literal.
+pub(super) fn write_str<O: Out>(out: &mut O, text: &str) -> Result<()> {
+    out.put(b'"')?;
+    write_escaped(out, text)?;
+    out.put(b'"')
+}
+
+/// Writes formatted pieces escaped, for `collect_str`; keeps the sink's
+/// error, which `fmt::Error` cannot carry.
+struct Escaper<'a, O> {
+    out: &'a mut O,
+    failed: Option<EncodeError>,
+}
+
+impl<O: Out> fmt::Write for Escaper<'_, O> {
+    fn write_str(&mut self, piece: &str) -> fmt::Result {
+        write_escaped(self.out, piece).map_err(|err| {
+            self.failed = Some(err);
+            fmt::Error
+        })
+    }
+}
+
+fn write_escaped<O: Out>(out: &mut O, text: &str) -> Result<()> {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = text.as_bytes();
     // Most strings need no escape at all: one simple scan, one copy.
@@ -73,8 +375,7 @@ fn write_escaped(out: &mut Vec<u8>, text: &str) {
         .iter()
         .any(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\')
     {
-        out.extend_from_slice(bytes);
-        return;
+        return out.put_all(bytes);
     }
     let mut start = 0;
     for (idx, &byte) in bytes.iter().enumerate() {
@@ -89,20 +390,20 @@ fn write_escaped(out: &mut Vec<u8>, text: &str) {
             0x00..=0x1f => b"",
             _ => continue,
         };
-        out.extend_from_slice(&bytes[start..idx]);
+        out.put_all(&bytes[start..idx])?;
         if short.is_empty() {
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[usize::from(byte >> 4)]);
-            out.push(HEX[usize::from(byte & 0xf)]);
+            out.put_all(b"\\u00")?;
+            out.put(HEX[usize::from(byte >> 4)])?;
+            out.put(HEX[usize::from(byte & 0xf)])?;
         } else {
-            out.extend_from_slice(short);
+            out.put_all(short)?;
         }
         start = idx + 1;
     }
-    out.extend_from_slice(&bytes[start..]);
+    out.put_all(&bytes[start..])
 }
 
-fn write_integer(out: &mut Vec<u8>, negative: bool, magnitude: u64) -> Result<()> {
+fn write_integer<O: Out>(out: &mut O, negative: bool, magnitude: u64) -> Result<()> {
     if magnitude > INTEGER_MAX {
         return Err(EncodeError(format!(
             "integer {}{magnitude} is outside ±(2^53 − 1)",
@@ -110,7 +411,7 @@ fn write_integer(out: &mut Vec<u8>, negative: bool, magnitude: u64) -> Result<()
         )));
     }
     if negative && magnitude > 0 {
-        out.push(b'-');
+        out.put(b'-')?;
     }
     let mut digits = [0u8; 20];
     let mut idx = digits.len();
@@ -123,25 +424,22 @@ fn write_integer(out: &mut Vec<u8>, negative: bool, magnitude: u64) -> Result<()
             break;
         }
     }
-    out.extend_from_slice(&digits[idx..]);
-    Ok(())
+    out.put_all(&digits[idx..])
 }
 
-impl<'a> ser::Serializer for Canonical<'a> {
+impl<'a, O: Out> ser::Serializer for Canonical<'a, O> {
     type Ok = ();
     type Error = EncodeError;
-    type SerializeSeq = Array<'a>;
-    type SerializeTuple = Array<'a>;
-    type SerializeTupleStruct = Array<'a>;
-    type SerializeTupleVariant = Array<'a>;
-    type SerializeMap = Object<'a>;
-    type SerializeStruct = Object<'a>;
-    type SerializeStructVariant = Object<'a>;
+    type SerializeSeq = Array<'a, O>;
+    type SerializeTuple = Array<'a, O>;
+    type SerializeTupleStruct = Array<'a, O>;
+    type SerializeTupleVariant = Array<'a, O>;
+    type SerializeMap = Object<'a, O>;
+    type SerializeStruct = Object<'a, O>;
+    type SerializeStructVariant = Object<'a, O>;
 
     fn serialize_bool(self, value: bool) -> Result<()> {
-        self.out
-            .extend_from_slice(if value { b"true" } else { b"false" });
-        Ok(())
+        self.out.put_all(if value { b"true" } else { b"false" })
     }
     fn serialize_i8(self, value: i8) -> Result<()> {
         self.serialize_i64(i64::from(value))
@@ -178,12 +476,10 @@ impl<'a> ser::Serializer for Canonical<'a> {
         ))
     }
     fn serialize_char(self, value: char) -> Result<()> {
-        write_str(self.out, value.encode_utf8(&mut [0u8; 4]));
-        Ok(())
+        write_str(self.out, value.encode_utf8(&mut [0u8; 4]))
     }
     fn serialize_str(self, value: &str) -> Result<()> {
-        write_str(self.out, value);
-        Ok(())
+        write_str(self.out, value)
     }
     fn serialize_bytes(self, _: &[u8]) -> Result<()> {
         Err(EncodeError("raw bytes have no JSON form here".into()))
@@ -192,11 +488,17 @@ impl<'a> ser::Serializer for Canonical<'a> {
     /// pieces as they are formatted, without an intermediate `String`.
     fn collect_str<T: fmt::Display + ?Sized>(self, value: &T) -> Result<()> {
         use std::fmt::Write;
-        self.out.push(b'"');
-        let mut escaper = Escaper { out: self.out };
-        write!(escaper, "{value}").map_err(|_| EncodeError("formatting failed".into()))?;
-        self.out.push(b'"');
-        Ok(())
+        self.out.put(b'"')?;
+        let mut escaper = Escaper {
+            out: &mut *self.out,
+            failed: None,
+        };
+        if write!(escaper, "{value}").is_err() {
+            return Err(escaper
+                .failed
+                .unwrap_or_else(|| EncodeError("formatting failed".into())));
+        }
+        self.out.put(b'"')
     }
     fn serialize_none(self) -> Result<()> {
         self.serialize_unit()
@@ -205,8 +507,7 @@ impl<'a> ser::Serializer for Canonical<'a> {
         value.serialize(self)
     }
     fn serialize_unit(self) -> Result<()> {
-        self.out.extend_from_slice(b"null");
-        Ok(())
+        self.out.put_all(b"null")
     }
     fn serialize_unit_struct(self, _: &'static str) -> Result<()> {
         self.serialize_unit()
@@ -228,27 +529,26 @@ impl<'a> ser::Serializer for Canonical<'a> {
         variant: &'static str,
         value: &T,
     ) -> Result<()> {
-        self.out.push(b'{');
-        write_str(self.out, variant);
-        self.out.push(b':');
+        self.out.put(b'{')?;
+        write_str(self.out, variant)?;
+        self.out.put(b':')?;
         value.serialize(Canonical {
             out: &mut *self.out,
         })?;
-        self.out.push(b'}');
-        Ok(())
+        self.out.put(b'}')
     }
-    fn serialize_seq(self, _: Option<usize>) -> Result<Array<'a>> {
-        self.out.push(b'[');
+    fn serialize_seq(self, _: Option<usize>) -> Result<Array<'a, O>> {
+        self.out.put(b'[')?;
         Ok(Array {
             out: self.out,
             first: true,
             close_variant: false,
         })
     }
-    fn serialize_tuple(self, len: usize) -> Result<Array<'a>> {
+    fn serialize_tuple(self, len: usize) -> Result<Array<'a, O>> {
         self.serialize_seq(Some(len))
     }
-    fn serialize_tuple_struct(self, _: &'static str, len: usize) -> Result<Array<'a>> {
+    fn serialize_tuple_struct(self, _: &'static str, len: usize) -> Result<Array<'a, O>> {
         self.serialize_seq(Some(len))
     }
     fn serialize_tuple_variant(
@@ -257,21 +557,21 @@ impl<'a> ser::Serializer for Canonical<'a> {
         _: u32,
         variant: &'static str,
         _: usize,
-    ) -> Result<Array<'a>> {
-        self.out.push(b'{');
-        write_str(self.out, variant);
-        self.out.extend_from_slice(b":[");
+    ) -> Result<Array<'a, O>> {
+        self.out.put(b'{')?;
+        write_str(self.out, variant)?;
+        self.out.put_all(b":[")?;
         Ok(Array {
             out: self.out,
             first: true,
             close_variant: true,
         })
     }
-    fn serialize_map(self, len: Option<usize>) -> Result<Object<'a>> {
-        Ok(Object::open(self.out, len.unwrap_or(8), false))
+    fn serialize_map(self, len: Option<usize>) -> Result<Object<'a, O>> {
+        Object::open(self.out, len.unwrap_or(8), false)
     }
-    fn serialize_struct(self, _: &'static str, len: usize) -> Result<Object<'a>> {
-        Ok(Object::open(self.out, len, false))
+    fn serialize_struct(self, _: &'static str, len: usize) -> Result<Object<'a, O>> {
+        Object::open(self.out, len, false)
     }
     fn serialize_struct_variant(
         self,
@@ -279,24 +579,24 @@ impl<'a> ser::Serializer for Canonical<'a> {
         _: u32,
         variant: &'static str,
         len: usize,
-    ) -> Result<Object<'a>> {
-        self.out.push(b'{');
-        write_str(self.out, variant);
-        self.out.push(b':');
-        Ok(Object::open(self.out, len, true))
+    ) -> Result<Object<'a, O>> {
+        self.out.put(b'{')?;
+        write_str(self.out, variant)?;
+        self.out.put(b':')?;
+        Object::open(self.out, len, true)
     }
 }
 
-struct Array<'a> {
-    out: &'a mut Vec<u8>,
+struct Array<'a, O> {
+    out: &'a mut O,
     first: bool,
     close_variant: bool,
 }
 
-impl Array<'_> {
+impl<O: Out> Array<'_, O> {
     fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
         if !self.first {
-            self.out.push(b',');
+            self.out.put(b',')?;
         }
         self.first = false;
         value.serialize(Canonical {
@@ -304,15 +604,15 @@ impl Array<'_> {
         })
     }
     fn close(self) -> Result<()> {
-        self.out.push(b']');
+        self.out.put(b']')?;
         if self.close_variant {
-            self.out.push(b'}');
+            self.out.put(b'}')?;
         }
         Ok(())
     }
 }
 
-impl ser::SerializeSeq for Array<'_> {
+impl<O: Out> ser::SerializeSeq for Array<'_, O> {
     type Ok = ();
     type Error = EncodeError;
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
@@ -323,7 +623,7 @@ impl ser::SerializeSeq for Array<'_> {
     }
 }
 
-impl ser::SerializeTuple for Array<'_> {
+impl<O: Out> ser::SerializeTuple for Array<'_, O> {
     type Ok = ();
     type Error = EncodeError;
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
@@ -334,7 +634,7 @@ impl ser::SerializeTuple for Array<'_> {
     }
 }
 
-impl ser::SerializeTupleStruct for Array<'_> {
+impl<O: Out> ser::SerializeTupleStruct for Array<'_, O> {
     type Ok = ();
     type Error = EncodeError;
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
@@ -345,7 +645,7 @@ impl ser::SerializeTupleStruct for Array<'_> {
     }
 }
 
-impl ser::SerializeTupleVariant for Array<'_> {
+impl<O: Out> ser::SerializeTupleVariant for Array<'_, O> {
     type Ok = ();
     type Error = EncodeError;
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
@@ -356,78 +656,40 @@ impl ser::SerializeTupleVariant for Array<'_> {
     }
 }
 
-/// One object being written. Members go straight to `out`; each member's
-/// byte range is remembered so that, if serde's order was not sorted, the
-/// members can be rearranged when the object closes.
-struct Object<'a> {
-    out: &'a mut Vec<u8>,
-    /// Offset just after `{`.
-    start: usize,
-    /// Key and byte range (`"key":value`, no comma) of every member.
-    members: Vec<(Cow<'static, str>, usize, usize)>,
-    sorted: bool,
+/// One object being written; the sink keeps what it needs in `obj`.
+struct Object<'a, O: Out> {
+    out: &'a mut O,
+    obj: O::Obj,
     /// A map key waiting for its value.
     pending_key: Option<String>,
     close_variant: bool,
 }
 
-impl<'a> Object<'a> {
-    fn open(out: &'a mut Vec<u8>, len: usize, close_variant: bool) -> Object<'a> {
-        out.push(b'{');
-        let start = out.len();
-        Object {
+impl<'a, O: Out> Object<'a, O> {
+    fn open(out: &'a mut O, len: usize, close_variant: bool) -> Result<Object<'a, O>> {
+        let obj = out.open_object(len)?;
+        Ok(Object {
             out,
-            start,
-            members: Vec::with_capacity(len.min(32)),
-            sorted: true,
+            obj,
             pending_key: None,
             close_variant,
-        }
+        })
     }
 
     fn member<T: Serialize + ?Sized>(&mut self, key: Cow<'static, str>, value: &T) -> Result<()> {
-        if let Some((last, _, _)) = self.members.last() {
-            if key.as_bytes() <= last.as_bytes() {
-                self.sorted = false;
-            }
-            self.out.push(b',');
-        }
-        let begin = self.out.len();
-        write_str(self.out, &key);
-        self.out.push(b':');
-        value.serialize(Canonical {
-            out: &mut *self.out,
-        })?;
-        let end = self.out.len();
-        self.members.push((key, begin, end));
-        Ok(())
+        self.out.member(&mut self.obj, key, value)
     }
 
-    fn close(mut self) -> Result<()> {
-        if !self.sorted {
-            self.members
-                .sort_by(|left, right| left.0.as_bytes().cmp(right.0.as_bytes()));
-            if let Some(pair) = self.members.windows(2).find(|pair| pair[0].0 == pair[1].0) {
-                return Err(EncodeError(format!("duplicate key {:?}", pair[0].0)));
-            }
-            let written = self.out.split_off(self.start);
-            for (idx, (_, begin, end)) in self.members.iter().enumerate() {
-                if idx > 0 {
-                    self.out.push(b',');
-                }
-                let (begin, end) = (begin - self.start, end - self.start);
-                self.out.extend_from_slice(&written[begin..end]);
-            }
-        }
-        self.out.push(b'}');
+    fn close(self) -> Result<()> {
+        self.out.close_object(self.obj)?;
         if self.close_variant {
-            self.out.push(b'}');
+            self.out.put(b'}')?;
         }
         Ok(())
     }
 }
 
-impl ser::SerializeMap for Object<'_> {
+impl<O: Out> ser::SerializeMap for Object<'_, O> {
     type Ok = ();
     type Error = EncodeError;
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<()> {
@@ -446,7 +708,7 @@ impl ser::SerializeMap for Object<'_> {
     }
 }
 
-impl ser::SerializeStruct for Object<'_> {
+impl<O: Out> ser::SerializeStruct for Object<'_, O> {
     type Ok = ();
     type Error = EncodeError;
     fn serialize_field<T: Serialize + ?Sized>(
@@ -461,7 +723,7 @@ impl ser::SerializeStruct for Object<'_> {
     }
 }
 
-impl ser::SerializeStructVariant for Object<'_> {
+impl<O: Out> ser::SerializeStructVariant for Object<'_, O> {
     type Ok = ();
     type Error = EncodeError;
     fn serialize_field<T: Serialize + ?Sized>(

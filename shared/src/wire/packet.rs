@@ -395,3 +395,156 @@ fn check_header(body: &PacketBody) -> Result<(), WireError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    //! The fast path against the general one: it must take canonical
+    //! packets, and whenever it answers, answer as the general path does.
+
+    use super::*;
+    use crate::wire::vectors;
+
+    /// The fast path's answer, checked against the general path's.
+    fn fast_agrees(json: &[u8]) -> Option<Packet> {
+        let fast = Packet::from_json_canonical(json);
+        if let Some(packet) = &fast {
+            assert_eq!(
+                Ok(packet),
+                Packet::from_json_general(json).as_ref(),
+                "{}",
+                String::from_utf8_lossy(json)
+            );
+        }
+        fast
+    }
+
+    fn replace(json: &[u8], from: &str, to: &str) -> Vec<u8> {
+        let text = std::str::from_utf8(json).expect("UTF-8");
+        assert!(text.contains(from), "{from:?} not in the packet");
+        text.replacen(from, to, 1).into_bytes()
+    }
+
+    #[test]
+    fn canonical_packets_take_the_fast_path() {
+        let packet = vectors::packet().expect("vector packet");
+        let json = packet.to_json();
+        assert_eq!(fast_agrees(&json), Some(packet.clone()));
+        assert_eq!(
+            fast_agrees(&json).map(|decoded| decoded.canonical_body().to_vec()),
+            Some(packet.canonical_body().to_vec())
+        );
+        // The envelope may be formatted freely: only the body is signed.
+        let spaced = replace(&json, "{\"body\":", "{ \"body\" : ");
+        assert_eq!(fast_agrees(&spaced), Some(packet.clone()));
+        let trailing = [&json[..], b"\n"].concat();
+        assert_eq!(fast_agrees(&trailing), Some(packet));
+    }
+
+    #[test]
+    fn non_canonical_bodies_are_left_to_the_general_path() {
+        let packet = vectors::packet().expect("vector packet");
+        let json = packet.to_json();
+        let record_json = packet.body.records[0].to_json();
+        let record_text = std::str::from_utf8(&record_json).expect("UTF-8");
+        let sig = packet.body.records[0].sig.to_base64();
+        // The same 64 bytes with non-zero trailing bits, if the decoder
+        // allowed them: the packet would no longer be canonical.
+        let mut loose_sig = sig.clone().into_bytes();
+        let last = loose_sig.len() - 1;
+        loose_sig[last] = if loose_sig[last] == b'B' { b'C' } else { b'B' };
+        let loose_sig = String::from_utf8(loose_sig).expect("ASCII");
+        let edits = [
+            replace(&json, "\"records\":[", "\"records\":[ "),
+            replace(&json, "\"},{\"body\"", "\"}, {\"body\""),
+            replace(&json, "\"}]", "\"} ]"),
+            replace(&json, "\"records\":[", "\"records\":[],\"x\":["),
+            replace(&json, &sig, &loose_sig),
+            replace(
+                &json,
+                "{\"body\":{\"at\"",
+                "{\"sig\":\"x\",\"body\":{\"at\"",
+            ),
+            replace(&json, record_text, &format!("{record_text},{record_text}")),
+            replace(&json, "\"first_seq\":1,", ""),
+            replace(
+                &json,
+                "\"type\":\"packet\"",
+                "\"type\":\"packet\",\"type\":\"packet\"",
+            ),
+            replace(&json, "\"v\":1}", "\"v\":2}"),
+            replace(&json, ",\"terminal\":", " ,\"terminal\":"),
+        ];
+        for edited in edits {
+            // Some are refused, some (spaces) accepted and re-encoded by the
+            // general path; the fast path leaves all of them to it.
+            assert_eq!(
+                fast_agrees(&edited),
+                None,
+                "{}",
+                String::from_utf8_lossy(&edited)
+            );
+            assert_eq!(
+                Packet::from_json(&edited),
+                Packet::from_json_general(&edited)
+            );
+        }
+        let spaced = replace(&json, "\"records\":[", "\"records\":[ ");
+        assert_eq!(Packet::from_json(&spaced), Ok(packet));
+    }
+
+    #[test]
+    fn one_record_too_many_is_refused_as_before() {
+        let key = vectors::terminal_key().expect("key");
+        let mut prev = Hash::GENESIS;
+        let mut body = vectors::record_bodies().expect("bodies")[0].clone();
+        let records: Vec<SignedRecord> = (1..=PACKET_RECORDS_MAX as u64)
+            .map(|seq| {
+                body.seq = seq;
+                body.prev = prev;
+                let record = SignedRecord::sign(body.clone(), &key).expect("sign");
+                prev = record.hash();
+                record
+            })
+            .collect();
+        let extra = records[0].to_json();
+        let packet = Packet::build(vectors::TERMINAL, records, body.at, &key).expect("build");
+        let json = packet.to_json();
+        assert!(
+            fast_agrees(&json).is_some(),
+            "a full packet takes the fast path"
+        );
+        let extra = std::str::from_utf8(&extra).expect("UTF-8");
+        let over = replace(&json, "\"records\":[", &format!("\"records\":[{extra},"));
+        assert_eq!(fast_agrees(&over), None);
+        let err = Packet::from_json(&over).expect_err("1001 records");
+        assert_eq!(err.at, "body.records");
+        assert!(matches!(err.kind, WireErrorKind::TooLarge(_)), "{err}");
+    }
+
+    #[test]
+    fn every_one_byte_edit_decodes_as_the_general_path_decodes_it() {
+        let json = vectors::packet().expect("vector packet").to_json();
+        let mut accepted = 0;
+        for idx in 0..json.len() {
+            let mut deleted = json.clone();
+            deleted.remove(idx);
+            let mut replaced = json.clone();
+            replaced[idx] = if replaced[idx] == b' ' { b'"' } else { b' ' };
+            for edited in [deleted, replaced] {
+                let general = Packet::from_json_general(&edited);
+                // A deleted or replaced byte that the general path accepts
+                // leaves the body canonical (free text edited, a space in
+                // the envelope): the fast path takes all of those.
+                assert_eq!(
+                    fast_agrees(&edited).is_some(),
+                    general.is_ok(),
+                    "{}",
+                    String::from_utf8_lossy(&edited)
+                );
+                assert_eq!(Packet::from_json(&edited), general);
+                accepted += usize::from(general.is_ok());
+            }
+        }
+        assert!(accepted > 0, "some edits keep the packet valid");
+    }
+}

@@ -209,3 +209,132 @@ proptest::proptest! {
         proptest::prop_assert_eq!(parse(&fast).expect("parses"), value);
     }
 }
+
+/// Every way of changing `canonical` by one byte (replace, delete, insert
+/// a byte that JSON cares about), plus truncations and an extension.
+fn edits_of(canonical: &[u8]) -> Vec<Vec<u8>> {
+    const BYTES: [u8; 8] = [b' ', b'"', b',', b'0', b'a', b'}', b']', b'\\'];
+    let mut out = Vec::new();
+    for idx in 0..canonical.len() {
+        let byte = BYTES[idx % BYTES.len()];
+        let mut replaced = canonical.to_vec();
+        replaced[idx] = if replaced[idx] == byte { b'x' } else { byte };
+        out.push(replaced);
+        let mut deleted = canonical.to_vec();
+        deleted.remove(idx);
+        out.push(deleted);
+        let mut inserted = canonical.to_vec();
+        inserted.insert(idx, byte);
+        out.push(inserted);
+        out.push(canonical[..idx].to_vec());
+    }
+    let mut longer = canonical.to_vec();
+    longer.push(b' ');
+    out.push(longer);
+    out
+}
+
+/// `matches(value, bytes)` is `to_vec(value) == bytes`, for the canonical
+/// bytes and every edit of them.
+fn assert_matches_like_encoding<T: Serialize>(value: &T) {
+    let canonical = to_vec(value).expect("encodes");
+    assert!(matches(value, &canonical), "its own encoding matches");
+    let mut matcher = Matcher::default();
+    for edited in edits_of(&canonical) {
+        assert_eq!(
+            matcher.matches(value, &edited),
+            edited == canonical,
+            "{}",
+            String::from_utf8_lossy(&edited)
+        );
+    }
+    // The matcher's kept room does not leak from one value to the next.
+    assert!(matcher.matches(value, &canonical));
+}
+
+#[test]
+fn matching_in_place_agrees_with_encoding_for_records_and_packets() {
+    // Records hold structs whose fields are declared out of sorted order
+    // (cart lines, the quote): those objects are compared through the
+    // buffer, the rest in place.
+    for record in crate::wire::vectors::records().expect("vector records") {
+        assert_matches_like_encoding(&record.body);
+    }
+    let packet = crate::wire::vectors::packet().expect("vector packet");
+    let mut header = packet.body.clone();
+    header.records.clear();
+    assert_matches_like_encoding(&header);
+}
+
+#[derive(Serialize)]
+struct Unsorted {
+    zeta: u32,
+    alpha: Vec<Inner>,
+    mid: std::collections::BTreeMap<String, Inner>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    absent: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct Inner {
+    y: &'static str,
+    x: Option<i64>,
+    nested: Option<Box<Inner>>,
+}
+
+/// A map that names one key twice: it cannot be encoded, so nothing matches.
+struct Twice;
+
+impl Serialize for Twice {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("b", &1)?;
+        map.serialize_entry("a", &2)?;
+        map.serialize_entry("b", &3)?;
+        map.end()
+    }
+}
+
+#[test]
+fn matching_in_place_agrees_with_encoding_for_unsorted_and_nested_objects() {
+    let inner = |y, x, nested| Inner { y, x, nested };
+    let value = Unsorted {
+        zeta: 7,
+        alpha: vec![
+            inner("q\"b", Some(-3), None),
+            inner("", None, Some(Box::new(inner("deep\n", Some(1), None)))),
+        ],
+        mid: [
+            ("b".to_owned(), inner("1", None, None)),
+            ("a".to_owned(), inner("2", Some(2), None)),
+        ]
+        .into_iter()
+        .collect(),
+        absent: None,
+    };
+    assert_matches_like_encoding(&value);
+    assert_matches_like_encoding(&vec![value]);
+
+    assert!(to_vec(&Twice).is_err());
+    for text in [&br#"{"a":2,"b":1}"#[..], br#"{"a":2,"b":1,"b":3}"#, b"{}"] {
+        assert!(!matches(&Twice, text), "{}", String::from_utf8_lossy(text));
+    }
+    // Nothing matches a value that cannot be encoded, even its near miss.
+    assert!(!matches(&1.5f64, b"1.5"));
+    assert!(!matches(&(INTEGER_MAX + 1), b"9007199254740992"));
+}
+
+proptest::proptest! {
+    /// Any JSON value: its canonical bytes match, and so does nothing else
+    /// among the one-byte edits of them.
+    #[test]
+    fn matching_agrees_with_encoding_for_any_value(value in arbitrary_json()) {
+        let canonical = value_to_vec(&value).expect("encodes");
+        proptest::prop_assert!(matches(&value, &canonical));
+        let mut matcher = Matcher::default();
+        for edited in edits_of(&canonical).into_iter().take(200) {
+            proptest::prop_assert_eq!(matcher.matches(&value, &edited), edited == canonical);
+        }
+    }
+}

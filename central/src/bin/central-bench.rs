@@ -316,6 +316,8 @@ async fn bench_backend(
 
     // --- ingestion through the real pipeline --------------------------------
     println!("{name}: ingesting {n_records} records");
+    let machine_before = machine_cpu_ticks();
+    let server_before = postgres_cpu_ticks();
     let cpu_before = process_cpu_secs();
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -347,6 +349,12 @@ async fn bench_backend(
     }
     let ingest_secs = started.elapsed().as_secs_f64();
     let ingest_cpu = process_cpu_secs() - cpu_before;
+    let machine_cpu = machine_cpu_ticks().saturating_sub(machine_before) as f64 / TICKS_PER_SEC;
+    let server_cpu = if name == "postgres" {
+        Some(ticks_since(&server_before, &postgres_cpu_ticks()) as f64 / TICKS_PER_SEC)
+    } else {
+        None
+    };
     let ingest_rate = n_records as f64 / ingest_secs;
     println!(
         "{name}: ingest used {ingest_cpu:.1} s of this process's CPU in {ingest_secs:.1} s \
@@ -354,6 +362,26 @@ async fn bench_backend(
         ingest_cpu / ingest_secs,
         ingest_cpu * 1e6 / n_records as f64
     );
+    // The whole machine too: the database server (and anything else
+    // running meanwhile) spends CPU per record that this process does not
+    // see, and on a machine shared with the server that CPU is what caps
+    // the rate.
+    let per_record = |secs: f64| secs * 1e6 / n_records as f64;
+    println!(
+        "{name}: machine CPU during ingest: {machine_cpu:.1} s ({:.2} cores busy; {:.1} µs per record; \
+         this process {:.1} µs per record)",
+        machine_cpu / ingest_secs,
+        per_record(machine_cpu),
+        per_record(ingest_cpu)
+    );
+    if let Some(server_cpu) = server_cpu {
+        println!(
+            "{name}: postgres server processes' CPU during ingest: {server_cpu:.1} s \
+             ({:.2} cores busy; {:.1} µs per record)",
+            server_cpu / ingest_secs,
+            per_record(server_cpu)
+        );
+    }
     anyhow::ensure!(
         accepted == n_records,
         "only {accepted} of {n_records} records accepted"
@@ -485,7 +513,81 @@ fn process_cpu_secs() -> f64 {
             .and_then(|text| text.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    (ticks(11) + ticks(12)) as f64 / 100.0
+    (ticks(11) + ticks(12)) as f64 / TICKS_PER_SEC
+}
+
+/// Linux's clock ticks per second in `/proc` (USER_HZ, 100 on every
+/// architecture Linux supports today).
+const TICKS_PER_SEC: f64 = 100.0;
+
+/// Busy clock ticks of the whole machine so far (user, nice, system, irq,
+/// softirq, over all CPUs; not idle or iowait), from the `cpu` line of
+/// `/proc/stat`; 0 where that file does not exist.
+fn machine_cpu_ticks() -> u64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return 0;
+    };
+    let Some(line) = stat.lines().find(|line| line.starts_with("cpu ")) else {
+        return 0;
+    };
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|text| text.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq ...
+    [0, 1, 2, 5, 6]
+        .iter()
+        .map(|&idx| fields.get(idx).copied().unwrap_or(0))
+        .sum()
+}
+
+/// CPU clock ticks (user + system) used so far by each process whose
+/// command name starts with "postgres" (the server and its backends, when
+/// on this machine and readable), by pid.
+fn postgres_cpu_ticks() -> HashMap<u32, u64> {
+    let mut ticks = HashMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return ticks;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let comm = head.split_once('(').map_or("", |(_, comm)| comm);
+        if !comm.starts_with("postgres") {
+            continue;
+        }
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let field = |idx: usize| {
+            fields
+                .get(idx)
+                .and_then(|text| text.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        ticks.insert(pid, field(11) + field(12));
+    }
+    ticks
+}
+
+/// Ticks used between two readings of [`postgres_cpu_ticks`]: a process
+/// started in between counts from zero; one that ended in between is lost
+/// (the pool keeps its connections, so ingestion's backends live on).
+fn ticks_since(before: &HashMap<u32, u64>, after: &HashMap<u32, u64>) -> u64 {
+    after
+        .iter()
+        .map(|(pid, now)| now.saturating_sub(before.get(pid).copied().unwrap_or(0)))
+        .sum()
 }
 
 #[derive(Default)]

@@ -1334,102 +1334,224 @@ async fn import_rows(
 
 /// Inserts the planned records with one binary `COPY`: the cheapest bulk
 /// path into PostgreSQL, whose CPU the ingesting machine usually shares.
-/// The terminal's row lock is held and the plan inserts only seqs not
-/// stored, so no row can conflict.
+/// The whole payload is encoded here and sent as one message, so the
+/// server reads it in one go instead of a few rows per message. The
+/// terminal's row lock is held and the plan inserts only seqs not stored,
+/// so no row can conflict.
 async fn copy_records(
     tx: &Transaction<'_>,
     packet: &IncomingPacket,
     inserts: &[(usize, plan::RecordAnswer)],
 ) -> StoreResult<()> {
-    use tokio_postgres::binary_copy::BinaryCopyInWriter;
-    use tokio_postgres::types::{ToSql, Type};
+    use futures_util::SinkExt;
+    let mut payload = CopyPayload::new(
+        inserts
+            .iter()
+            .map(|(idx, _)| {
+                let record = &packet.records[*idx];
+                record.body.len() + record.providers.len() + 512
+            })
+            .sum(),
+    );
+    for (idx, answer) in inserts {
+        let record = &packet.records[*idx];
+        payload.row(17);
+        payload.text(&packet.terminal)?;
+        payload.int8(to_i64(record.seq));
+        payload.text(&record.hash)?;
+        payload.text(&record.prev)?;
+        payload.text(answer.outcome.as_str())?;
+        payload.nullable_text(answer.reason.map(Reason::as_str))?;
+        payload.text(&record.recipient)?;
+        payload.text(&record.credential)?;
+        payload.text(&record.merchant)?;
+        payload.text(&record.at.to_string())?;
+        payload.text(record.kind.as_str())?;
+        payload.int8(record.discount_cents);
+        payload.text(&record.providers)?;
+        payload.int8(to_i64(record.snapshot));
+        payload.text(&record.body)?;
+        payload.text(&record.sig)?;
+        payload.text(&packet.id)?;
+    }
     let sink = tx
-        .copy_in(
+        .copy_in::<_, std::io::Cursor<Vec<u8>>>(
             "COPY records (terminal, seq, hash, prev, outcome, reason, recipient, credential, merchant, at,
                kind, discount_cents, providers, snapshot, body, sig, packet) FROM STDIN BINARY",
         )
         .await?;
-    let types = [
-        Type::TEXT,
-        Type::INT8,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::INT8,
-        Type::TEXT,
-        Type::INT8,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-    ];
-    let writer = BinaryCopyInWriter::new(sink, &types);
-    futures_util::pin_mut!(writer);
-    for (idx, answer) in inserts {
-        let record = &packet.records[*idx];
-        let at = record.at.to_string();
-        let row: [&(dyn ToSql + Sync); 17] = [
-            &packet.terminal,
-            &to_i64(record.seq),
-            &record.hash,
-            &record.prev,
-            &answer.outcome.as_str(),
-            &answer.reason.map(Reason::as_str),
-            &record.recipient,
-            &record.credential,
-            &record.merchant,
-            &at,
-            &record.kind.as_str(),
-            &record.discount_cents,
-            &record.providers,
-            &to_i64(record.snapshot),
-            &record.body,
-            &record.sig,
-            &packet.id,
-        ];
-        writer.as_mut().write(&row).await?;
-    }
-    writer.finish().await?;
+    futures_util::pin_mut!(sink);
+    sink.send(std::io::Cursor::new(payload.finish())).await?;
+    sink.finish().await?;
     Ok(())
 }
 
-async fn ingest_packet(tx: &Transaction<'_>, packet: &IncomingPacket) -> StoreResult<IngestAnswer> {
-    // The terminal's row lock serialises ingestion of one terminal across
-    // central processes; other terminals proceed in parallel.
-    let Some(row) = tx
-        .query_opt(
-            "SELECT acked_through FROM terminals WHERE id = $1 FOR UPDATE",
-            &[&packet.terminal],
+/// PostgreSQL's binary `COPY` format: a signature and two zero words, then
+/// per row a field count and per field its length and bytes (length -1 for
+/// NULL), then -1. TEXT travels as its UTF-8 bytes, BIGINT as 8 bytes
+/// big-endian: what `tokio_postgres`' own binary writer sends for them.
+struct CopyPayload(Vec<u8>);
+
+impl CopyPayload {
+    fn new(capacity: usize) -> CopyPayload {
+        let mut bytes = Vec::with_capacity(capacity + 32);
+        bytes.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+        bytes.extend_from_slice(&0i32.to_be_bytes());
+        bytes.extend_from_slice(&0i32.to_be_bytes());
+        CopyPayload(bytes)
+    }
+
+    fn row(&mut self, fields: i16) {
+        self.0.extend_from_slice(&fields.to_be_bytes());
+    }
+
+    /// A TEXT field; refused beyond the 2 GiB a field length can say
+    /// (packets are limited far below that).
+    fn text(&mut self, value: &str) -> StoreResult<()> {
+        let len = i32::try_from(value.len()).map_err(|_| {
+            StoreError::Invalid(format!(
+                "a record field of {} bytes is too long to store",
+                value.len()
+            ))
+        })?;
+        self.0.extend_from_slice(&len.to_be_bytes());
+        self.0.extend_from_slice(value.as_bytes());
+        Ok(())
+    }
+
+    fn nullable_text(&mut self, value: Option<&str>) -> StoreResult<()> {
+        match value {
+            Some(value) => self.text(value),
+            None => {
+                self.0.extend_from_slice(&(-1i32).to_be_bytes());
+                Ok(())
+            }
+        }
+    }
+
+    fn int8(&mut self, value: i64) {
+        self.0.extend_from_slice(&8i32.to_be_bytes());
+        self.0.extend_from_slice(&value.to_be_bytes());
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.0.extend_from_slice(&(-1i16).to_be_bytes());
+        self.0
+    }
+}
+
+/// The contiguous head after a packet, when the stored seqs read before
+/// its `COPY` (`known`: every stored seq from `first_seq - 1` to
+/// `last_seq + 1`) and the seqs it inserted decide it: the first stored seq
+/// from the old head on whose successor is missing. `None` when the run of
+/// stored seqs reaches past what was read (or starts outside it): then the
+/// database answers.
+fn head_from_window(
+    acked: i64,
+    packet: &IncomingPacket,
+    known: &BTreeMap<u64, Known>,
+    inserted: &HashSet<u64>,
+) -> Option<i64> {
+    let low = packet.first_seq.saturating_sub(1);
+    let high = packet.last_seq.saturating_add(1);
+    let stored = |seq: u64| known.contains_key(&seq) || inserted.contains(&seq);
+    let start = if acked > 0 {
+        u64::try_from(acked).ok()?
+    } else {
+        1
+    };
+    if start < low || start > high {
+        return None;
+    }
+    if !stored(start) {
+        // No stored seq 1: the head stays at 0. A stored head that is not
+        // in the window's answer is left to the database.
+        return (acked <= 0).then_some(0);
+    }
+    let mut seq = start;
+    while seq < high {
+        if !stored(seq + 1) {
+            return i64::try_from(seq).ok();
+        }
+        seq += 1;
+    }
+    None
+}
+
+/// The contiguous head from the database: the first stored seq from the
+/// old head on whose successor is missing (0 while seq 1 is not stored).
+async fn head_in_database(
+    tx: &deadpool_postgres::Transaction<'_>,
+    terminal: &str,
+    acked: i64,
+) -> StoreResult<i64> {
+    let start = if acked > 0 {
+        Some(acked)
+    } else {
+        let first = tx
+            .prepare_cached("SELECT 1 FROM records WHERE terminal = $1 AND seq = 1")
+            .await?;
+        tx.query_opt(&first, &[&terminal]).await?.map(|_| 1)
+    };
+    let Some(start) = start else {
+        return Ok(0);
+    };
+    let run_end = tx
+        .prepare_cached(
+            "SELECT MIN(r.seq) FROM records r WHERE r.terminal = $1 AND r.seq >= $2
+               AND NOT EXISTS (SELECT 1 FROM records n WHERE n.terminal = r.terminal AND n.seq = r.seq + 1)",
         )
+        .await?;
+    Ok(tx
+        .query_one(&run_end, &[&terminal, &start])
         .await?
-    else {
+        .get::<_, Option<i64>>(0)
+        .unwrap_or(start))
+}
+
+/// One packet in one transaction, in as few round trips as the order of
+/// its statements allows: statements that need no earlier answer are sent
+/// together (the server runs them in the order sent), and every statement
+/// is prepared once per connection.
+async fn ingest_packet(
+    tx: &deadpool_postgres::Transaction<'_>,
+    packet: &IncomingPacket,
+) -> StoreResult<IngestAnswer> {
+    use tokio_postgres::types::ToSql;
+    // The terminal's row lock serialises ingestion of one terminal across
+    // central processes; other terminals proceed in parallel. The two reads
+    // sent with it run after it, so they see the terminal locked.
+    let lock_terminal = tx
+        .prepare_cached("SELECT acked_through FROM terminals WHERE id = $1 FOR UPDATE")
+        .await?;
+    let seen = tx
+        .prepare_cached("SELECT 1 FROM packets WHERE id = $1")
+        .await?;
+    let window = tx
+        .prepare_cached(
+            "SELECT seq, hash, prev, outcome, reason FROM records WHERE terminal = $1 AND seq >= $2 AND seq <= $3",
+        )
+        .await?;
+    let low = to_i64(packet.first_seq.saturating_sub(1));
+    let high = to_i64(packet.last_seq.saturating_add(1));
+    let terminal_params: [&(dyn ToSql + Sync); 1] = [&packet.terminal];
+    let seen_params: [&(dyn ToSql + Sync); 1] = [&packet.id];
+    let window_params: [&(dyn ToSql + Sync); 3] = [&packet.terminal, &low, &high];
+    let (terminal_row, seen_row, window_rows) = futures_util::try_join!(
+        tx.query_opt(&lock_terminal, &terminal_params),
+        tx.query_opt(&seen, &seen_params),
+        tx.query(&window, &window_params),
+    )?;
+    let Some(row) = terminal_row else {
         return Err(StoreError::NotFound(format!(
             "terminal {}",
             packet.terminal
         )));
     };
     let acked: i64 = row.get(0);
-    let seen_before = tx
-        .query_opt("SELECT 1 FROM packets WHERE id = $1", &[&packet.id])
-        .await?
-        .is_some();
+    let seen_before = seen_row.is_some();
     let mut known = BTreeMap::new();
-    for row in tx
-        .query(
-            "SELECT seq, hash, prev, outcome, reason FROM records WHERE terminal = $1 AND seq >= $2 AND seq <= $3",
-            &[
-                &packet.terminal,
-                &to_i64(packet.first_seq.saturating_sub(1)),
-                &to_i64(packet.last_seq.saturating_add(1)),
-            ],
-        )
-        .await?
-    {
+    for row in window_rows {
         let outcome: &str = row.get(3);
         let reason: Option<&str> = row.get(4);
         known.insert(
@@ -1446,97 +1568,109 @@ async fn ingest_packet(tx: &Transaction<'_>, packet: &IncomingPacket) -> StoreRe
     if !decided.inserts.is_empty() {
         copy_records(tx, packet, &decided.inserts).await?;
     }
-    for idx in &decided.forks {
-        let record = &packet.records[*idx];
-        tx.execute(
-            "INSERT INTO forks (terminal, seq, hash, body, sig, packet) VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (terminal, seq, hash) DO NOTHING",
-            &[
-                &packet.terminal,
-                &to_i64(record.seq),
-                &record.hash,
-                &record.body,
-                &record.sig,
-                &packet.id,
-            ],
-        )
-        .await?;
+    if !decided.forks.is_empty() {
+        let insert = tx
+            .prepare_cached(
+                "INSERT INTO forks (terminal, seq, hash, body, sig, packet) VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (terminal, seq, hash) DO NOTHING",
+            )
+            .await?;
+        for idx in &decided.forks {
+            let record = &packet.records[*idx];
+            tx.execute(
+                &insert,
+                &[
+                    &packet.terminal,
+                    &to_i64(record.seq),
+                    &record.hash,
+                    &record.body,
+                    &record.sig,
+                    &packet.id,
+                ],
+            )
+            .await?;
+        }
     }
-    for idx in &decided.bad_signatures {
-        let record = &packet.records[*idx];
-        tx.execute(
-            "INSERT INTO bad_signatures (terminal, seq, hash, body, sig, packet, received_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (terminal, seq, hash, sig) DO NOTHING",
-            &[
-                &packet.terminal,
-                &to_i64(record.seq),
-                &record.hash,
-                &record.body,
-                &record.sig,
-                &packet.id,
-                &packet.received_at.to_string(),
-            ],
-        )
-        .await?;
+    if !decided.bad_signatures.is_empty() {
+        let insert = tx
+            .prepare_cached(
+                "INSERT INTO bad_signatures (terminal, seq, hash, body, sig, packet, received_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (terminal, seq, hash, sig) DO NOTHING",
+            )
+            .await?;
+        let received_at = packet.received_at.to_string();
+        for idx in &decided.bad_signatures {
+            let record = &packet.records[*idx];
+            tx.execute(
+                &insert,
+                &[
+                    &packet.terminal,
+                    &to_i64(record.seq),
+                    &record.hash,
+                    &record.body,
+                    &record.sig,
+                    &packet.id,
+                    &received_at,
+                ],
+            )
+            .await?;
+        }
     }
-    for answer in &decided.resolved {
-        tx.execute(
-            "UPDATE records SET outcome = $3, reason = $4, resolved_by = $5
-             WHERE terminal = $1 AND seq = $2 AND outcome = 'held'",
-            &[
-                &packet.terminal,
-                &to_i64(answer.seq),
-                &answer.outcome.as_str(),
-                &answer.reason.map(Reason::as_str),
-                &packet.id,
-            ],
-        )
-        .await?;
+    if !decided.resolved.is_empty() {
+        let update = tx
+            .prepare_cached(
+                "UPDATE records SET outcome = $3, reason = $4, resolved_by = $5
+                 WHERE terminal = $1 AND seq = $2 AND outcome = 'held'",
+            )
+            .await?;
+        for answer in &decided.resolved {
+            tx.execute(
+                &update,
+                &[
+                    &packet.terminal,
+                    &to_i64(answer.seq),
+                    &answer.outcome.as_str(),
+                    &answer.reason.map(Reason::as_str),
+                    &packet.id,
+                ],
+            )
+            .await?;
+        }
     }
     // A packet seen before is answered as the first time, held records it
     // resolved then included.
     let resolved = if seen_before {
-        tx.query(
-            "SELECT seq, outcome, reason FROM records WHERE terminal = $1 AND resolved_by = $2 ORDER BY seq",
-            &[&packet.terminal, &packet.id],
-        )
-        .await?
-        .iter()
-        .map(|row| {
-            let outcome: &str = row.get(1);
-            let reason: Option<&str> = row.get(2);
-            plan::RecordAnswer {
-                seq: to_u64(row.get(0)),
-                outcome: Outcome::parse(outcome).unwrap_or(Outcome::Flagged),
-                reason: reason.and_then(Reason::parse),
-            }
-        })
-        .collect()
+        let select = tx
+            .prepare_cached(
+                "SELECT seq, outcome, reason FROM records WHERE terminal = $1 AND resolved_by = $2 ORDER BY seq",
+            )
+            .await?;
+        tx.query(&select, &[&packet.terminal, &packet.id])
+            .await?
+            .iter()
+            .map(|row| {
+                let outcome: &str = row.get(1);
+                let reason: Option<&str> = row.get(2);
+                plan::RecordAnswer {
+                    seq: to_u64(row.get(0)),
+                    outcome: Outcome::parse(outcome).unwrap_or(Outcome::Flagged),
+                    reason: reason.and_then(Reason::parse),
+                }
+            })
+            .collect()
     } else {
         decided.resolved.clone()
     };
-    tx.execute(
-        "INSERT INTO packets (id, terminal, first_seq, last_seq, received_at) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (id) DO NOTHING",
-        &[
-            &packet.id,
-            &packet.terminal,
-            &to_i64(packet.first_seq),
-            &to_i64(packet.last_seq),
-            &packet.received_at.to_string(),
-        ],
-    )
-    .await?;
     // Usage, summed per key first: one upsert may not touch a row twice.
-    let mut usage: BTreeMap<(String, String, String), (i64, i64)> = BTreeMap::new();
+    let mut usage: BTreeMap<(&str, &str, String), (i64, i64)> = BTreeMap::new();
     for (idx, _) in &decided.inserts {
         let record = &packet.records[*idx];
         for delta in &record.usage {
             let entry = usage
                 .entry((
-                    record.recipient.clone(),
-                    delta.benefit.clone(),
+                    record.recipient.as_str(),
+                    delta.benefit.as_str(),
                     delta.day.to_string(),
                 ))
                 .or_default();
@@ -1546,55 +1680,86 @@ async fn ingest_packet(tx: &Transaction<'_>, packet: &IncomingPacket) -> StoreRe
     }
     // Advance the contiguous head past everything now stored without a gap:
     // the first stored seq from the old head on whose successor is missing.
-    let start = if acked > 0 {
-        Some(acked)
-    } else {
-        tx.query_opt(
-            "SELECT 1 FROM records WHERE terminal = $1 AND seq = 1",
-            &[&packet.terminal],
-        )
-        .await?
-        .map(|_| 1)
+    // Usually the records read above and those just inserted tell.
+    let inserted: HashSet<u64> = decided
+        .inserts
+        .iter()
+        .map(|(idx, _)| packet.records[*idx].seq)
+        .collect();
+    let head = match head_from_window(acked, packet, &known, &inserted) {
+        Some(head) => head,
+        None => head_in_database(tx, &packet.terminal, acked).await?,
     };
-    let head: i64 = match start {
-        None => 0,
-        Some(start) => tx
-            .query_one(
-                "SELECT MIN(r.seq) FROM records r WHERE r.terminal = $1 AND r.seq >= $2
-                   AND NOT EXISTS (SELECT 1 FROM records n WHERE n.terminal = r.terminal AND n.seq = r.seq + 1)",
-                &[&packet.terminal, &start],
-            )
-            .await?
-            .get::<_, Option<i64>>(0)
-            .unwrap_or(start),
-    };
-    if head != acked {
-        tx.execute(
-            "UPDATE terminals SET acked_through = $2 WHERE id = $1",
-            &[&packet.terminal, &head],
+    // The writes that need no answer, sent together and last: the packet,
+    // the head, and usage with its change, so that the change-log lock is
+    // held for one statement and the commit only.
+    let insert_packet = tx
+        .prepare_cached(
+            "INSERT INTO packets (id, terminal, first_seq, last_seq, received_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (id) DO NOTHING",
         )
         .await?;
-    }
-    if !usage.is_empty() {
-        lock_changes(tx).await?;
-        let seq = to_i64(log_change(tx, "usage", &packet.id).await?);
-        let recipients: Vec<&str> = usage.keys().map(|k| k.0.as_str()).collect();
-        let benefits: Vec<&str> = usage.keys().map(|k| k.1.as_str()).collect();
-        let days: Vec<&str> = usage.keys().map(|k| k.2.as_str()).collect();
-        let counts: Vec<i64> = usage.values().map(|v| v.0).collect();
-        let amounts: Vec<i64> = usage.values().map(|v| v.1).collect();
-        tx.execute(
-            "INSERT INTO usage_days (recipient, benefit, day, terminal, count, amount_cents, change_seq)
-             SELECT r, b, d, $4, c, a, $7 FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $5::BIGINT[], $6::BIGINT[])
-               AS u(r, b, d, c, a)
+    let update_head = tx
+        .prepare_cached("UPDATE terminals SET acked_through = $2 WHERE id = $1")
+        .await?;
+    // The change-log lock is taken inside the statement, before the change
+    // row (and its seq) exists, and held to commit: see `lock_changes`.
+    let upsert_usage = tx
+        .prepare_cached(
+            "WITH locked AS (SELECT pg_advisory_xact_lock($7)),
+                  change AS (INSERT INTO changes (kind, key) SELECT 'usage', $8 FROM locked RETURNING seq)
+             INSERT INTO usage_days (recipient, benefit, day, terminal, count, amount_cents, change_seq)
+             SELECT u.r, u.b, u.d, $4, u.c, u.a, change.seq
+             FROM change, unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $5::BIGINT[], $6::BIGINT[]) AS u(r, b, d, c, a)
              ON CONFLICT (recipient, benefit, day, terminal) DO UPDATE SET
                count = usage_days.count + excluded.count,
                amount_cents = usage_days.amount_cents + excluded.amount_cents,
-               change_seq = excluded.change_seq",
-            &[&recipients, &benefits, &days, &packet.terminal, &counts, &amounts, &seq],
+               change_seq = excluded.change_seq
+",
         )
         .await?;
-    }
+    let received_at = packet.received_at.to_string();
+    let first_seq = to_i64(packet.first_seq);
+    let last_seq = to_i64(packet.last_seq);
+    let recipients: Vec<&str> = usage.keys().map(|k| k.0).collect();
+    let benefits: Vec<&str> = usage.keys().map(|k| k.1).collect();
+    let days: Vec<&str> = usage.keys().map(|k| k.2.as_str()).collect();
+    let counts: Vec<i64> = usage.values().map(|v| v.0).collect();
+    let amounts: Vec<i64> = usage.values().map(|v| v.1).collect();
+    let packet_params: [&(dyn ToSql + Sync); 5] = [
+        &packet.id,
+        &packet.terminal,
+        &first_seq,
+        &last_seq,
+        &received_at,
+    ];
+    let packet_write = tx.execute(&insert_packet, &packet_params);
+    let head_write = async {
+        if head != acked {
+            tx.execute(&update_head, &[&packet.terminal, &head]).await?;
+        }
+        Ok::<_, tokio_postgres::Error>(())
+    };
+    let usage_write = async {
+        if !usage.is_empty() {
+            tx.execute(
+                &upsert_usage,
+                &[
+                    &recipients,
+                    &benefits,
+                    &days,
+                    &packet.terminal,
+                    &counts,
+                    &amounts,
+                    &LOCK_CHANGES,
+                    &packet.id,
+                ],
+            )
+            .await?;
+        }
+        Ok::<_, tokio_postgres::Error>(())
+    };
+    futures_util::try_join!(packet_write, head_write, usage_write)?;
     Ok(IngestAnswer {
         records: decided.answers,
         acked_through: to_u64(head),

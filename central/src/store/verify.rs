@@ -192,6 +192,7 @@ impl VerifyStore for PostgresStore {
         credentials: &[String],
         benefits: &[String],
     ) -> StoreResult<RecordFacts> {
+        use tokio_postgres::types::ToSql;
         let mut client = self.client().await?;
         // One snapshot of the database for all four reads.
         let tx = client
@@ -200,21 +201,42 @@ impl VerifyStore for PostgresStore {
             .read_only(true)
             .start()
             .await?;
-        let version: i64 = tx
-            .query_one("SELECT COALESCE(MAX(seq), 0) FROM changes", &[])
-            .await?
-            .get(0);
+        // The reads in two round trips, each statement prepared once per
+        // connection: the version, the credentials and the benefits' groups
+        // together, then the entitlement versions of the credentials'
+        // recipients (a semi-join instead would read the credentials twice).
+        let version_read = tx
+            .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM changes")
+            .await?;
+        let credentials_read = tx
+            .prepare_cached(
+                "SELECT hash, recipient, blocked_seq FROM credentials WHERE hash = ANY($1)",
+            )
+            .await?;
+        let groups_read = tx
+            .prepare_cached(
+                "SELECT benefit, groups, known_from FROM benefit_groups_versions WHERE benefit = ANY($1)",
+            )
+            .await?;
+        let entitlements_read = tx
+            .prepare_cached(
+                "SELECT recipient, source, key, valid_from, valid_to, known_from FROM entitlement_versions
+                 WHERE recipient = ANY($1)",
+            )
+            .await?;
+        let credential_params: [&(dyn ToSql + Sync); 1] = [&credentials];
+        let benefit_params: [&(dyn ToSql + Sync); 1] = [&benefits];
+        let (version_row, credential_rows, group_rows) = futures_util::try_join!(
+            tx.query_one(&version_read, &[]),
+            tx.query(&credentials_read, &credential_params),
+            tx.query(&groups_read, &benefit_params),
+        )?;
+        let version: i64 = version_row.get(0);
         let mut facts = RecordFacts {
             version: seq(version),
             ..RecordFacts::default()
         };
-        for row in tx
-            .query(
-                "SELECT hash, recipient, blocked_seq FROM credentials WHERE hash = ANY($1)",
-                &[&credentials],
-            )
-            .await?
-        {
+        for row in credential_rows {
             let blocked: Option<i64> = row.get(2);
             facts.credentials.insert(
                 row.get(0),
@@ -224,24 +246,18 @@ impl VerifyStore for PostgresStore {
                 },
             );
         }
-        let recipients: Vec<String> = facts
+        let recipients: Vec<&str> = facts
             .credentials
             .values()
-            .map(|state| state.recipient.clone())
+            .map(|state| state.recipient.as_str())
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        for recipient in &recipients {
-            facts.entitlements.insert(recipient.clone(), Vec::new());
+        let entitlement_rows = tx.query(&entitlements_read, &[&recipients]).await?;
+        for recipient in recipients {
+            facts.entitlements.insert(recipient.to_owned(), Vec::new());
         }
-        for row in tx
-            .query(
-                "SELECT recipient, source, key, valid_from, valid_to, known_from FROM entitlement_versions
-                 WHERE recipient = ANY($1)",
-                &[&recipients],
-            )
-            .await?
-        {
+        for row in entitlement_rows {
             let recipient: String = row.get(0);
             let source_text: &str = row.get(1);
             let version = EntitlementVersion {
@@ -260,13 +276,7 @@ impl VerifyStore for PostgresStore {
         for benefit in benefits {
             facts.benefit_groups.insert(benefit.clone(), Vec::new());
         }
-        for row in tx
-            .query(
-                "SELECT benefit, groups, known_from FROM benefit_groups_versions WHERE benefit = ANY($1)",
-                &[&benefits],
-            )
-            .await?
-        {
+        for row in group_rows {
             let benefit: String = row.get(0);
             let json: &str = row.get(1);
             let version = GroupsVersion {

@@ -18,7 +18,7 @@ use super::INTEGER_MAX;
 /// of range, a non-string map key, duplicate keys): always a programming
 /// error in a type, never bad input.
 #[derive(Debug)]
-pub(super) struct EncodeError(pub(super) String);
+pub(super) struct EncodeError(pub(super) Cow<'static, str>);
 
 impl fmt::Display for EncodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -30,7 +30,7 @@ impl std::error::Error for EncodeError {}
 
 impl ser::Error for EncodeError {
     fn custom<T: fmt::Display>(msg: T) -> EncodeError {
-        EncodeError(msg.to_string())
+        EncodeError(Cow::Owned(msg.to_string()))
     }
 }
 
@@ -45,6 +45,10 @@ pub(super) trait Out: Sized {
     type Obj;
     fn put(&mut self, byte: u8) -> Result<()>;
     fn put_all(&mut self, bytes: &[u8]) -> Result<()>;
+    /// Writes `text` escaped (without quotes).
+    fn put_escaped(&mut self, text: &str) -> Result<()> {
+        write_escaped(self, text)
+    }
     /// Writes `{`.
     fn open_object(&mut self, len: usize) -> Result<Self::Obj>;
     /// Writes one member, `"key":value`, and the comma before it.
@@ -132,7 +136,10 @@ fn write_member<O: Out, T: Serialize + ?Sized>(out: &mut O, key: &str, value: &T
 fn sort_members(members: &mut [Span]) -> Result<()> {
     members.sort_by(|left, right| left.0.as_bytes().cmp(right.0.as_bytes()));
     if let Some(pair) = members.windows(2).find(|pair| pair[0].0 == pair[1].0) {
-        return Err(EncodeError(format!("duplicate key {:?}", pair[0].0)));
+        return Err(EncodeError(Cow::Owned(format!(
+            "duplicate key {:?}",
+            pair[0].0
+        ))));
     }
     Ok(())
 }
@@ -169,8 +176,13 @@ pub(super) struct CompareObject {
     buffered: bool,
 }
 
-/// Why [`Compare`] stopped: the bytes differ.
+/// Why [`Compare`] stopped: the bytes differ. A constant, as it happens on
+/// every object written out of order: no allocation.
 pub(super) const DIFFERS: &str = "differs from the canonical form";
+
+fn differs() -> EncodeError {
+    EncodeError(Cow::Borrowed(DIFFERS))
+}
 
 /// The room a [`Compare`] grows, kept between comparisons.
 #[derive(Debug, Default)]
@@ -212,7 +224,7 @@ impl<'e> Compare<'e> {
         if obj.count > 0 {
             let last = &self.spans[obj.base + obj.count - 1].0;
             if key.as_bytes() <= last.as_bytes() {
-                return Err(EncodeError(DIFFERS.into()));
+                return Err(differs());
             }
             self.put(b',')?;
         }
@@ -230,14 +242,14 @@ impl Out for Compare<'_> {
             self.at += 1;
             Ok(())
         } else {
-            Err(EncodeError(DIFFERS.into()))
+            Err(differs())
         }
     }
     #[inline]
     fn put_all(&mut self, bytes: &[u8]) -> Result<()> {
         let end = self.at + bytes.len();
         let Some(expected) = self.expected.get(self.at..end) else {
-            return Err(EncodeError(DIFFERS.into()));
+            return Err(differs());
         };
         // Most pieces are a few bytes (keys, punctuation, short strings):
         // a plain loop beats calling `memcmp`.
@@ -253,8 +265,21 @@ impl Out for Compare<'_> {
             self.at = end;
             Ok(())
         } else {
-            Err(EncodeError(DIFFERS.into()))
+            Err(differs())
         }
+    }
+    /// One pass for the common case: the text equals the expected bytes
+    /// and needs no escape.
+    fn put_escaped(&mut self, text: &str) -> Result<()> {
+        let bytes = text.as_bytes();
+        let end = self.at + bytes.len();
+        if let Some(expected) = self.expected.get(self.at..end) {
+            if expected == bytes && !needs_escape(bytes) {
+                self.at = end;
+                return Ok(());
+            }
+        }
+        write_escaped(self, text)
     }
     fn open_object(&mut self, _: usize) -> Result<CompareObject> {
         self.put(b'{')?;
@@ -347,7 +372,7 @@ struct Canonical<'a, O> {
 /// other controls as `\u00xx` (lowercase), everything else literal.
 pub(super) fn write_str<O: Out>(out: &mut O, text: &str) -> Result<()> {
     out.put(b'"')?;
-    write_escaped(out, text)?;
+    out.put_escaped(text)?;
     out.put(b'"')
 }
 
@@ -360,21 +385,45 @@ struct Escaper<'a, O> {
 
 impl<O: Out> fmt::Write for Escaper<'_, O> {
     fn write_str(&mut self, piece: &str) -> fmt::Result {
-        write_escaped(self.out, piece).map_err(|err| {
+        self.out.put_escaped(piece).map_err(|err| {
             self.failed = Some(err);
             fmt::Error
         })
     }
 }
 
+/// Whether any byte of `bytes` is escaped in JSON (a control, `"`, `\\`),
+/// eight bytes at a time.
+pub(super) fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Sets the high bit of some byte exactly when some byte of `word` is zero.
+    let has_zero = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS != 0;
+    // The same for "some byte is below 0x20" (exact for bounds up to 0x80).
+    let has_control = |word: u64| word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut eight = [0u8; 8];
+        eight.copy_from_slice(chunk);
+        let word = u64::from_ne_bytes(eight);
+        if has_control(word)
+            || has_zero(word ^ (ONES * u64::from(b'"')))
+            || has_zero(word ^ (ONES * u64::from(b'\\')))
+        {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\')
+}
+
 fn write_escaped<O: Out>(out: &mut O, text: &str) -> Result<()> {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = text.as_bytes();
-    // Most strings need no escape at all: one simple scan, one copy.
-    if !bytes
-        .iter()
-        .any(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\')
-    {
+    // Most strings need no escape at all: one quick scan, one copy.
+    if !needs_escape(bytes) {
         return out.put_all(bytes);
     }
     let mut start = 0;
@@ -405,10 +454,10 @@ fn write_escaped<O: Out>(out: &mut O, text: &str) -> Result<()> {
 
 fn write_integer<O: Out>(out: &mut O, negative: bool, magnitude: u64) -> Result<()> {
     if magnitude > INTEGER_MAX {
-        return Err(EncodeError(format!(
+        return Err(EncodeError(Cow::Owned(format!(
             "integer {}{magnitude} is outside ±(2^53 − 1)",
             if negative { "-" } else { "" }
-        )));
+        ))));
     }
     if negative && magnitude > 0 {
         out.put(b'-')?;

@@ -338,3 +338,26 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn escape_scan_finds_every_escaped_byte_wherever_it_stands() {
+    // Eight bytes at a time plus a remainder: every byte value at every
+    // position of texts up to 17 bytes long, among plain neighbours.
+    for len in 1..=17 {
+        for at in 0..len {
+            for byte in 0..=u8::MAX {
+                let mut text = vec![b'a'; len];
+                text[at] = byte;
+                let expected = byte < 0x20 || byte == b'"' || byte == b'\\';
+                assert_eq!(
+                    ser::needs_escape(&text),
+                    expected,
+                    "{byte:#04x} at {at} of {len}"
+                );
+            }
+        }
+    }
+    // Neighbours that sit next to the bounds of the word tricks.
+    assert!(!ser::needs_escape(b" !#[]~\x7f\xff\x80 !#[]~\x7f\xff\x80"));
+    assert!(ser::needs_escape(b" !#[]~\x7f\xff\x1f !#[]~\x7f\xff\x80"));
+}

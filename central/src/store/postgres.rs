@@ -1448,12 +1448,12 @@ impl CopyPayload {
 /// database answers.
 fn head_from_window(
     acked: i64,
-    packet: &IncomingPacket,
+    (first_seq, last_seq): (u64, u64),
     known: &BTreeMap<u64, Known>,
     inserted: &HashSet<u64>,
 ) -> Option<i64> {
-    let low = packet.first_seq.saturating_sub(1);
-    let high = packet.last_seq.saturating_add(1);
+    let low = first_seq.saturating_sub(1);
+    let high = last_seq.saturating_add(1);
     let stored = |seq: u64| known.contains_key(&seq) || inserted.contains(&seq);
     let start = if acked > 0 {
         u64::try_from(acked).ok()?
@@ -1686,7 +1686,12 @@ async fn ingest_packet(
         .iter()
         .map(|(idx, _)| packet.records[*idx].seq)
         .collect();
-    let head = match head_from_window(acked, packet, &known, &inserted) {
+    let head = match head_from_window(
+        acked,
+        (packet.first_seq, packet.last_seq),
+        &known,
+        &inserted,
+    ) {
         Some(head) => head,
         None => head_in_database(tx, &packet.terminal, acked).await?,
     };
@@ -1766,4 +1771,126 @@ async fn ingest_packet(
         seen_before,
         resolved,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// What the database query answers: the first stored seq from the old
+    /// head on whose successor is missing (the old head when none; 0 while
+    /// seq 1 is not stored and the head is 0).
+    fn head_by_query(acked: i64, stored: &BTreeSet<u64>) -> i64 {
+        let start = if acked > 0 {
+            acked
+        } else if stored.contains(&1) {
+            1
+        } else {
+            return 0;
+        };
+        stored
+            .iter()
+            .copied()
+            .filter(|&seq| seq >= start as u64 && !stored.contains(&(seq + 1)))
+            .map(|seq| seq as i64)
+            .next()
+            .unwrap_or(start)
+    }
+
+    fn known(seqs: impl Iterator<Item = u64>) -> BTreeMap<u64, Known> {
+        seqs.map(|seq| {
+            (
+                seq,
+                Known {
+                    hash: String::new(),
+                    prev: String::new(),
+                    outcome: Outcome::Accepted,
+                    reason: None,
+                },
+            )
+        })
+        .collect()
+    }
+
+    /// Every chain of seqs 1..=8 stored after a packet, every packet range,
+    /// every split of the range's stored seqs into stored before and
+    /// inserted now, every old head: where the window decides, it decides
+    /// as the query would.
+    #[test]
+    fn the_head_from_the_window_is_the_head_the_query_finds() {
+        let mut decided = 0u32;
+        for after_mask in 0u32..256 {
+            let after: BTreeSet<u64> = (1..=8)
+                .filter(|seq| after_mask & (1 << (seq - 1)) != 0)
+                .collect();
+            for first in 1..=8u64 {
+                for last in first..=8u64 {
+                    let in_range: Vec<u64> = after
+                        .iter()
+                        .copied()
+                        .filter(|seq| (first..=last).contains(seq))
+                        .collect();
+                    for split in 0u32..(1 << in_range.len()) {
+                        let inserted: HashSet<u64> = in_range
+                            .iter()
+                            .enumerate()
+                            .filter(|(idx, _)| split & (1 << idx) != 0)
+                            .map(|(_, seq)| *seq)
+                            .collect();
+                        let before: BTreeSet<u64> = after
+                            .difference(&inserted.iter().copied().collect())
+                            .copied()
+                            .collect();
+                        let window = known(
+                            before
+                                .iter()
+                                .copied()
+                                .filter(|seq| (first.saturating_sub(1)..=last + 1).contains(seq)),
+                        );
+                        for acked in std::iter::once(0).chain(before.iter().map(|seq| *seq as i64))
+                        {
+                            if let Some(head) =
+                                head_from_window(acked, (first, last), &window, &inserted)
+                            {
+                                decided += 1;
+                                assert_eq!(
+                                    head,
+                                    head_by_query(acked, &after),
+                                    "acked {acked}, packet {first}..={last}, stored after {after:?}, inserted {inserted:?}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(decided > 10_000, "the window decided only {decided} cases");
+    }
+
+    /// The usual case: packets in order, each continuing the chain.
+    #[test]
+    fn packets_in_order_need_no_query() {
+        let inserted: HashSet<u64> = (1..=1000).collect();
+        assert_eq!(
+            head_from_window(0, (1, 1000), &known(std::iter::empty()), &inserted),
+            Some(1000)
+        );
+        let inserted: HashSet<u64> = (1001..=2000).collect();
+        assert_eq!(
+            head_from_window(1000, (1001, 2000), &known(std::iter::once(1000)), &inserted),
+            Some(2000)
+        );
+        // A stored successor beyond the window: the database must answer.
+        assert_eq!(
+            head_from_window(
+                1000,
+                (1001, 2000),
+                &known([1000, 2001].into_iter()),
+                &inserted
+            ),
+            None
+        );
+    }
 }

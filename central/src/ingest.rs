@@ -348,7 +348,11 @@ pub fn incoming(record: &SignedRecord, checked: Checked) -> IncomingRecord {
         discount_cents: body.quote.discount_total.cents(),
         providers,
         snapshot: body.inputs.snapshot,
-        body: String::from_utf8_lossy(record.canonical_body()).into_owned(),
+        // Canonical bodies are JSON text our own encoder wrote: valid UTF-8
+        // (checked, which is cheaper than the lossy conversion's scan).
+        body: std::str::from_utf8(record.canonical_body())
+            .map(str::to_owned)
+            .unwrap_or_else(|_| String::from_utf8_lossy(record.canonical_body()).into_owned()),
         sig: record.sig.to_base64(),
         usage: checked.usage,
     }

@@ -78,6 +78,9 @@ impl SqliteStore {
         conn.pragma_update(None, "cache_size", -262_144)?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // `rarray(?)`: ingestion looks a packet's credentials up in one
+        // statement, binding them as an array.
+        rusqlite::vtab::array::load_module(&conn)?;
         migrate(&mut conn)?;
         let (jobs, mut receiver) = mpsc::channel::<Job>(QUEUE_MAX);
         std::thread::Builder::new()
@@ -1350,6 +1353,63 @@ fn insert_records(
     Ok(())
 }
 
+/// Rows per multi-row usage upsert: one statement per 64 recipient-days
+/// instead of one each (7 × 64 parameters stay far below SQLite's limit).
+const USAGE_PER_UPSERT: usize = 64;
+
+/// Adds a packet's usage, summed per `(recipient, benefit, day)`, to the
+/// terminal's `usage_days` rows.
+fn upsert_usage(
+    tx: &Transaction<'_>,
+    terminal: &str,
+    change_seq: u64,
+    usage: BTreeMap<(&str, &str, Date), (i64, i64)>,
+) -> StoreResult<()> {
+    const HEAD: &str =
+        "INSERT INTO usage_days (recipient, benefit, day, terminal, count, amount_cents, change_seq) VALUES ";
+    const TAIL: &str = " ON CONFLICT (recipient, benefit, day, terminal) DO UPDATE SET
+           count = usage_days.count + excluded.count,
+           amount_cents = usage_days.amount_cents + excluded.amount_cents,
+           change_seq = excluded.change_seq";
+    const ROW: &str = "(?, ?, ?, ?, ?, ?, ?)";
+    // Full chunks share one cached statement; the rest go one row each
+    // (so the statement cache holds two texts, not one per chunk length).
+    let chunk_sql = format!("{HEAD}{}{TAIL}", vec![ROW; USAGE_PER_UPSERT].join(", "));
+    let row_sql = format!("{HEAD}{ROW}{TAIL}");
+    let change_seq = to_i64(change_seq);
+    let rows: Vec<_> = usage.into_iter().collect();
+    for chunk in rows.chunks(USAGE_PER_UPSERT) {
+        let single_rows = chunk.len() < USAGE_PER_UPSERT;
+        let mut statement = tx.prepare_cached(if single_rows { &row_sql } else { &chunk_sql })?;
+        let mut at = 1;
+        for ((recipient, benefit, day), (count, amount_cents)) in chunk {
+            let day = day.to_string();
+            let values: [&dyn rusqlite::ToSql; 7] = [
+                recipient,
+                benefit,
+                &day,
+                &terminal,
+                count,
+                amount_cents,
+                &change_seq,
+            ];
+            for value in values {
+                statement.raw_bind_parameter(at, value)?;
+                at += 1;
+            }
+            if single_rows {
+                statement.raw_execute()?;
+                at = 1;
+            }
+        }
+        if single_rows {
+            continue;
+        }
+        statement.raw_execute()?;
+    }
+    Ok(())
+}
+
 fn ingest_packet(tx: &Transaction<'_>, packet: IncomingPacket) -> StoreResult<IngestAnswer> {
     let acked: Option<i64> = tx
         .query_row(
@@ -1483,25 +1543,7 @@ fn ingest_packet(tx: &Transaction<'_>, packet: IncomingPacket) -> StoreResult<In
     }
     if !usage.is_empty() {
         let seq = log_change(tx, "usage", &packet.id)?;
-        let mut upsert = tx.prepare_cached(
-            "INSERT INTO usage_days (recipient, benefit, day, terminal, count, amount_cents, change_seq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (recipient, benefit, day, terminal) DO UPDATE SET
-               count = usage_days.count + excluded.count,
-               amount_cents = usage_days.amount_cents + excluded.amount_cents,
-               change_seq = excluded.change_seq",
-        )?;
-        for ((recipient, benefit, day), (count, amount_cents)) in usage {
-            upsert.execute(params![
-                recipient,
-                benefit,
-                day.to_string(),
-                packet.terminal,
-                count,
-                amount_cents,
-                to_i64(seq)
-            ])?;
-        }
+        upsert_usage(tx, &packet.terminal, seq, usage)?;
     }
     // Advance the contiguous head past everything now stored without a gap.
     let mut head = acked;

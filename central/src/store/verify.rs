@@ -7,9 +7,11 @@
 //! supertrait); both backends implement it here.
 
 use std::collections::{BTreeSet, HashMap};
+use std::rc::Rc;
 
 use async_trait::async_trait;
 use jiff::civil::Date;
+use rusqlite::types::Value;
 
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
@@ -119,47 +121,62 @@ impl VerifyStore for SqliteStore {
                 ..RecordFacts::default()
             };
             {
-                // One statement per credential: its state and its
-                // recipient's entitlement versions, joined (a recipient's
-                // versions are read once, however many of its cards appear).
+                // Two statements for the whole packet (credentials, then
+                // their recipients' entitlement versions), each reading an
+                // array of keys: one statement per credential cost more in
+                // statement set-up than in index lookups.
+                let hashes: Rc<Vec<Value>> = Rc::new(
+                    credentials
+                        .into_iter()
+                        .collect::<BTreeSet<_>>()
+                        .into_iter()
+                        .map(Value::from)
+                        .collect(),
+                );
                 let mut credential = tx.prepare_cached(
-                    "SELECT c.recipient, c.blocked_seq, e.source, e.key, e.valid_from, e.valid_to, e.known_from
-                     FROM credentials c LEFT JOIN entitlement_versions e ON e.recipient = c.recipient
-                     WHERE c.hash = ?1",
+                    "SELECT hash, recipient, blocked_seq FROM credentials WHERE hash IN rarray(?1)",
                 )?;
-                for hash in credentials {
-                    if facts.credentials.contains_key(&hash) {
-                        continue;
-                    }
-                    let mut rows = credential.query([&hash])?;
-                    while let Some(row) = rows.next()? {
-                        let recipient: String = row.get(0)?;
-                        if !facts.credentials.contains_key(&hash) {
-                            let blocked: Option<i64> = row.get(1)?;
-                            facts.credentials.insert(
-                                hash.clone(),
-                                CredentialState {
-                                    recipient: recipient.clone(),
-                                    blocked_seq: blocked.map(seq),
-                                },
-                            );
-                        }
-                        let source_text: Option<String> = row.get(2)?;
-                        let versions = facts.entitlements.entry(recipient).or_default();
-                        let Some(source_text) = source_text else {
-                            continue;
-                        };
-                        let version = EntitlementVersion {
-                            source: source(&source_text)?,
-                            key: row.get(3)?,
-                            valid_from: date(row.get(4)?)?,
-                            valid_to: date(row.get(5)?)?,
-                            known_from: seq(row.get(6)?),
-                        };
-                        // Two cards of one recipient bring its versions twice.
-                        if !versions.contains(&version) {
-                            versions.push(version);
-                        }
+                let mut rows = credential.query([&hashes])?;
+                let mut recipients = BTreeSet::new();
+                while let Some(row) = rows.next()? {
+                    let recipient: String = row.get(1)?;
+                    let blocked: Option<i64> = row.get(2)?;
+                    recipients.insert(recipient.clone());
+                    facts.credentials.insert(
+                        row.get(0)?,
+                        CredentialState {
+                            recipient,
+                            blocked_seq: blocked.map(seq),
+                        },
+                    );
+                }
+                let recipients: Rc<Vec<Value>> = Rc::new(
+                    recipients
+                        .into_iter()
+                        .map(|recipient| {
+                            facts.entitlements.entry(recipient.clone()).or_default();
+                            Value::from(recipient)
+                        })
+                        .collect(),
+                );
+                let mut entitlements = tx.prepare_cached(
+                    "SELECT recipient, source, key, valid_from, valid_to, known_from
+                     FROM entitlement_versions WHERE recipient IN rarray(?1)",
+                )?;
+                let mut rows = entitlements.query([&recipients])?;
+                while let Some(row) = rows.next()? {
+                    let recipient: String = row.get(0)?;
+                    let source_text: String = row.get(1)?;
+                    let version = EntitlementVersion {
+                        source: source(&source_text)?,
+                        key: row.get(2)?,
+                        valid_from: date(row.get(3)?)?,
+                        valid_to: date(row.get(4)?)?,
+                        known_from: seq(row.get(5)?),
+                    };
+                    let versions = facts.entitlements.entry(recipient).or_default();
+                    if !versions.contains(&version) {
+                        versions.push(version);
                     }
                 }
                 let mut benefit_groups = tx.prepare_cached(

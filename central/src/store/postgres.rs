@@ -848,9 +848,8 @@ impl Store for PostgresStore {
     async fn ingest(&self, packet: IncomingPacket) -> StoreResult<IngestAnswer> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let answer = ingest_packet(&tx, &packet).await?;
-        tx.commit().await?;
-        Ok(answer)
+        // Commits too: see the end of `ingest_packet`.
+        ingest_packet(tx, &packet).await
     }
 
     async fn records(&self, filter: &RecordFilter) -> StoreResult<Vec<RecordRow>> {
@@ -1514,7 +1513,7 @@ async fn head_in_database(
 /// together (the server runs them in the order sent), and every statement
 /// is prepared once per connection.
 async fn ingest_packet(
-    tx: &deadpool_postgres::Transaction<'_>,
+    tx: deadpool_postgres::Transaction<'_>,
     packet: &IncomingPacket,
 ) -> StoreResult<IngestAnswer> {
     use tokio_postgres::types::ToSql;
@@ -1566,7 +1565,7 @@ async fn ingest_packet(
     }
     let decided = plan::plan(&packet.records, &known, seen_before);
     if !decided.inserts.is_empty() {
-        copy_records(tx, packet, &decided.inserts).await?;
+        copy_records(&tx, packet, &decided.inserts).await?;
     }
     if !decided.forks.is_empty() {
         let insert = tx
@@ -1693,7 +1692,7 @@ async fn ingest_packet(
         &inserted,
     ) {
         Some(head) => head,
-        None => head_in_database(tx, &packet.terminal, acked).await?,
+        None => head_in_database(&tx, &packet.terminal, acked).await?,
     };
     // The writes that need no answer, sent together and last: the packet,
     // the head, and usage with its change, so that the change-log lock is
@@ -1764,7 +1763,16 @@ async fn ingest_packet(
         }
         Ok::<_, tokio_postgres::Error>(())
     };
-    futures_util::try_join!(packet_write, head_write, usage_write)?;
+    // COMMIT goes out with them: the server commits as soon as the usage
+    // statement ends, instead of holding the change-log lock for one more
+    // round trip to a client whose cores are busy verifying signatures. If
+    // a statement before it fails, the server ends the transaction with a
+    // rollback instead. Its answer comes after the commit is durable.
+    let commit = tx.batch_execute("COMMIT");
+    futures_util::try_join!(packet_write, head_write, usage_write, commit)?;
+    // The transaction is over; dropping its handle would send a ROLLBACK
+    // the server answers with a warning. It owns no resources.
+    std::mem::forget(tx);
     Ok(IngestAnswer {
         records: decided.answers,
         acked_through: to_u64(head),

@@ -241,7 +241,8 @@ impl SignedRecord {
                 (wire.body.get().as_bytes(), wire.sig)
             }
         };
-        let parsed: RecordBody = serde_json::from_slice(body).ok()?;
+        // UTF-8 checked once here rather than string by string in the parser.
+        let parsed: RecordBody = serde_json::from_str(std::str::from_utf8(body).ok()?).ok()?;
         SignedRecord::proven_canonical(parsed, body, sig, &mut canonical::Matcher::default())
     }
 

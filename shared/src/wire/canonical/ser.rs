@@ -185,10 +185,21 @@ fn differs() -> EncodeError {
 }
 
 /// The room a [`Compare`] grows, kept between comparisons.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Room {
     spans: Vec<Span>,
     scratch: Vec<u8>,
+}
+
+impl Default for Room {
+    /// Enough for a record (its deepest nesting, its largest object written
+    /// out of order) without growing on the way.
+    fn default() -> Room {
+        Room {
+            spans: Vec::with_capacity(32),
+            scratch: Vec::with_capacity(1024),
+        }
+    }
 }
 
 impl<'e> Compare<'e> {

@@ -6,6 +6,10 @@
 //!
 //! It also makes the canonical form independent of `serde_json`'s
 //! `preserve_order` feature: maps are sorted here, whatever their order.
+//!
+//! The same serializer can compare instead of write ([`Compare`]): decoders
+//! prove that the bytes they parsed are the canonical form of the value
+//! they got, without a second buffer, stopping at the first difference.
 
 use std::borrow::Cow;
 use std::fmt;

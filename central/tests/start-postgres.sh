@@ -81,7 +81,7 @@ for candidate in $(seq 54330 54429); do
 done
 [ -n "$port" ] || { log "no free port in 54330-54429"; exit 1; }
 
-run_as_owner "$bin/initdb" -D "$dir/data" -U central --auth=trust -E UTF8 --no-sync >"$dir/initdb.log" 2>&1 \
+run_as_owner "$bin/initdb" -D "$dir/data" -U central --auth=trust -E UTF8 --lc-collate=C --no-sync >"$dir/initdb.log" 2>&1 \
   || { cat "$dir/initdb.log" >&2; exit 1; }
 run_as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
   -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400" start >/dev/null \

@@ -84,7 +84,7 @@ done
 run_as_owner "$bin/initdb" -D "$dir/data" -U central --auth=trust -E UTF8 --lc-collate=C --no-sync >"$dir/initdb.log" 2>&1 \
   || { cat "$dir/initdb.log" >&2; exit 1; }
 run_as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-  -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400" start >/dev/null \
+  -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400 -c shared_buffers=1GB" start >/dev/null \
   || { cat "$dir/server.log" >&2; exit 1; }
 log "PostgreSQL $("$bin/pg_ctl" --version | awk '{print $3}') on 127.0.0.1:$port, data in $dir"
 

@@ -178,6 +178,45 @@ fn to_u64(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
 
+/// A [`RecordRow`] from a row whose columns are `terminal, seq, hash,
+/// outcome, reason, recipient, merchant, at, kind, discount_cents, body`.
+pub(crate) fn record_row(row: &tokio_postgres::Row) -> StoreResult<RecordRow> {
+    Ok(RecordRow {
+        terminal: row.get(0),
+        seq: to_u64(row.get(1)),
+        hash: row.get(2),
+        outcome: row.get(3),
+        reason: row.get(4),
+        recipient: row.get(5),
+        merchant: row.get(6),
+        at: parse_ts(row.get(7))?,
+        kind: row.get(8),
+        discount_cents: row.get(9),
+        body: row.get(10),
+    })
+}
+
+impl PostgresStore {
+    /// Evidence kept apart from the chain (forks, bad signatures) by
+    /// `sql`, which selects `terminal, seq, hash, body` for `$1` (a
+    /// terminal, or NULL for all).
+    async fn evidence(&self, sql: &str, terminal: Option<&str>) -> StoreResult<Vec<ForkRow>> {
+        Ok(self
+            .client()
+            .await?
+            .query(sql, &[&terminal])
+            .await?
+            .iter()
+            .map(|row| ForkRow {
+                terminal: row.get(0),
+                seq: to_u64(row.get(1)),
+                hash: row.get(2),
+                body: row.get(3),
+            })
+            .collect())
+    }
+}
+
 fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
@@ -880,61 +919,25 @@ impl Store for PostgresStore {
             )
             .await?
             .iter()
-            .map(|row| {
-                Ok(RecordRow {
-                    terminal: row.get(0),
-                    seq: to_u64(row.get(1)),
-                    hash: row.get(2),
-                    outcome: row.get(3),
-                    reason: row.get(4),
-                    recipient: row.get(5),
-                    merchant: row.get(6),
-                    at: parse_ts(row.get(7))?,
-                    kind: row.get(8),
-                    discount_cents: row.get(9),
-                    body: row.get(10),
-                })
-            })
+            .map(record_row)
             .collect()
     }
 
     async fn forks(&self, terminal: Option<&str>) -> StoreResult<Vec<ForkRow>> {
-        Ok(self
-            .client()
-            .await?
-            .query(
-                "SELECT terminal, seq, hash, body FROM forks WHERE $1::TEXT IS NULL OR terminal = $1 ORDER BY terminal, seq, hash",
-                &[&terminal],
-            )
-            .await?
-            .iter()
-            .map(|row| ForkRow {
-                terminal: row.get(0),
-                seq: to_u64(row.get(1)),
-                hash: row.get(2),
-                body: row.get(3),
-            })
-            .collect())
+        self.evidence(
+            "SELECT terminal, seq, hash, body FROM forks WHERE $1::TEXT IS NULL OR terminal = $1 ORDER BY terminal, seq, hash",
+            terminal,
+        )
+        .await
     }
 
     async fn bad_signatures(&self, terminal: Option<&str>) -> StoreResult<Vec<ForkRow>> {
-        Ok(self
-            .client()
-            .await?
-            .query(
-                "SELECT terminal, seq, hash, body FROM bad_signatures WHERE $1::TEXT IS NULL OR terminal = $1
-                 ORDER BY terminal, seq, hash, sig",
-                &[&terminal],
-            )
-            .await?
-            .iter()
-            .map(|row| ForkRow {
-                terminal: row.get(0),
-                seq: to_u64(row.get(1)),
-                hash: row.get(2),
-                body: row.get(3),
-            })
-            .collect())
+        self.evidence(
+            "SELECT terminal, seq, hash, body FROM bad_signatures WHERE $1::TEXT IS NULL OR terminal = $1
+             ORDER BY terminal, seq, hash, sig",
+            terminal,
+        )
+        .await
     }
 
     async fn record_body(&self, terminal: &str, seq: u64) -> StoreResult<Option<String>> {

@@ -262,6 +262,53 @@ fn log_change(tx: &Transaction<'_>, kind: &str, key: &str) -> StoreResult<u64> {
     Ok(to_u64(tx.last_insert_rowid()))
 }
 
+/// A [`RecordRow`] from a row whose columns are `terminal, seq, hash,
+/// outcome, reason, recipient, merchant, at, kind, discount_cents, body`.
+pub(crate) fn record_row(row: &rusqlite::Row<'_>) -> StoreResult<RecordRow> {
+    let at: String = row.get(7)?;
+    Ok(RecordRow {
+        terminal: row.get(0)?,
+        seq: to_u64(row.get(1)?),
+        hash: row.get(2)?,
+        outcome: row.get(3)?,
+        reason: row.get(4)?,
+        recipient: row.get(5)?,
+        merchant: row.get(6)?,
+        at: parse_ts(&at)?,
+        kind: row.get(8)?,
+        discount_cents: row.get(9)?,
+        body: row.get(10)?,
+    })
+}
+
+impl SqliteStore {
+    /// Evidence kept apart from the chain (forks, bad signatures) by
+    /// `sql`, which selects `terminal, seq, hash, body` for `?1` (a
+    /// terminal, or NULL for all).
+    async fn evidence(
+        &self,
+        sql: &'static str,
+        terminal: Option<&str>,
+    ) -> StoreResult<Vec<ForkRow>> {
+        let terminal = terminal.map(str::to_owned);
+        self.call(move |conn| {
+            let mut stmt = conn.prepare(sql)?;
+            let rows = stmt
+                .query_map([&terminal], |row| {
+                    Ok(ForkRow {
+                        terminal: row.get(0)?,
+                        seq: to_u64(row.get(1)?),
+                        hash: row.get(2)?,
+                        body: row.get(3)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+}
+
 fn terminal_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Terminal, String)> {
     let categories: String = row.get(3)?;
     let status: String = row.get(4)?;
@@ -881,20 +928,7 @@ impl Store for SqliteStore {
             ])?;
             let mut out = Vec::new();
             while let Some(row) = rows.next()? {
-                let at: String = row.get(7)?;
-                out.push(RecordRow {
-                    terminal: row.get(0)?,
-                    seq: to_u64(row.get(1)?),
-                    hash: row.get(2)?,
-                    outcome: row.get(3)?,
-                    reason: row.get(4)?,
-                    recipient: row.get(5)?,
-                    merchant: row.get(6)?,
-                    at: parse_ts(&at)?,
-                    kind: row.get(8)?,
-                    discount_cents: row.get(9)?,
-                    body: row.get(10)?,
-                });
+                out.push(record_row(row)?);
             }
             Ok(out)
         })
@@ -902,45 +936,19 @@ impl Store for SqliteStore {
     }
 
     async fn forks(&self, terminal: Option<&str>) -> StoreResult<Vec<ForkRow>> {
-        let terminal = terminal.map(str::to_owned);
-        self.call(move |conn| {
-            let mut stmt = conn.prepare(
-                "SELECT terminal, seq, hash, body FROM forks WHERE ?1 IS NULL OR terminal = ?1 ORDER BY terminal, seq, hash",
-            )?;
-            let rows = stmt
-                .query_map([&terminal], |row| {
-                    Ok(ForkRow {
-                        terminal: row.get(0)?,
-                        seq: to_u64(row.get(1)?),
-                        hash: row.get(2)?,
-                        body: row.get(3)?,
-                    })
-                })?
-                .collect::<Result<_, _>>()?;
-            Ok(rows)
-        })
+        self.evidence(
+            "SELECT terminal, seq, hash, body FROM forks WHERE ?1 IS NULL OR terminal = ?1 ORDER BY terminal, seq, hash",
+            terminal,
+        )
         .await
     }
 
     async fn bad_signatures(&self, terminal: Option<&str>) -> StoreResult<Vec<ForkRow>> {
-        let terminal = terminal.map(str::to_owned);
-        self.call(move |conn| {
-            let mut stmt = conn.prepare(
-                "SELECT terminal, seq, hash, body FROM bad_signatures WHERE ?1 IS NULL OR terminal = ?1
-                 ORDER BY terminal, seq, hash, sig",
-            )?;
-            let rows = stmt
-                .query_map([&terminal], |row| {
-                    Ok(ForkRow {
-                        terminal: row.get(0)?,
-                        seq: to_u64(row.get(1)?),
-                        hash: row.get(2)?,
-                        body: row.get(3)?,
-                    })
-                })?
-                .collect::<Result<_, _>>()?;
-            Ok(rows)
-        })
+        self.evidence(
+            "SELECT terminal, seq, hash, body FROM bad_signatures WHERE ?1 IS NULL OR terminal = ?1
+             ORDER BY terminal, seq, hash, sig",
+            terminal,
+        )
         .await
     }
 
@@ -1293,72 +1301,102 @@ fn import_rows(
     Ok(summary)
 }
 
-/// Columns of a stored record.
-const RECORD_COLUMNS: usize = 17;
-
-/// Rows per multi-row `INSERT` of records: fewer statement executions per
-/// packet, and 32 × 17 parameters stay far below SQLite's limit of 32,766.
-const RECORDS_PER_INSERT: usize = 32;
-
-/// Inserts the planned records: full chunks with one multi-row statement
-/// each, the rest one by one (both statements prepared once and cached).
-fn insert_records(
+/// Runs `{head}VALUES {row}, {row}, …{tail}` over `rows`, `per_statement`
+/// rows per statement (fewer statement executions per packet), the rest one
+/// row each; both statement texts are prepared once and cached, so the cache
+/// holds two texts, not one per chunk length. `bind` binds one row's values
+/// from the given parameter index and returns the index after them.
+fn insert_chunked<T>(
     tx: &Transaction<'_>,
-    packet: &IncomingPacket,
-    inserts: &[(usize, plan::RecordAnswer)],
+    (head, row, tail): (&str, &str, &str),
+    per_statement: usize,
+    rows: &[T],
+    mut bind: impl FnMut(&mut rusqlite::Statement<'_>, usize, &T) -> StoreResult<usize>,
 ) -> StoreResult<()> {
-    const COLUMNS: &str = "INSERT INTO records (terminal, seq, hash, prev, outcome, reason, recipient, credential, merchant, at,
-           kind, discount_cents, providers, snapshot, body, sig, packet) VALUES ";
-    const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-    let chunk_sql = format!("{COLUMNS}{}", vec![ROW; RECORDS_PER_INSERT].join(", "));
-    let row_sql = format!("{COLUMNS}{ROW}");
-    for chunk in inserts.chunks(RECORDS_PER_INSERT) {
-        let single_rows = chunk.len() < RECORDS_PER_INSERT;
-        let mut statement = if single_rows {
-            tx.prepare_cached(&row_sql)?
-        } else {
-            tx.prepare_cached(&chunk_sql)?
-        };
-        let mut first = 1;
-        for (idx, answer) in chunk {
-            let record = &packet.records[*idx];
-            let values: [&dyn rusqlite::ToSql; RECORD_COLUMNS] = [
-                &packet.terminal,
-                &to_i64(record.seq),
-                &record.hash,
-                &record.prev,
-                &answer.outcome.as_str(),
-                &answer.reason.map(Reason::as_str),
-                &record.recipient,
-                &record.credential,
-                &record.merchant,
-                &record.at.to_string(),
-                &record.kind.as_str(),
-                &record.discount_cents,
-                &record.providers,
-                &to_i64(record.snapshot),
-                &record.body,
-                &record.sig,
-                &packet.id,
-            ];
-            for (offset, value) in values.into_iter().enumerate() {
-                statement.raw_bind_parameter(first + offset, value)?;
-            }
-            if single_rows {
+    let chunk_sql = format!("{head}VALUES {}{tail}", vec![row; per_statement].join(", "));
+    let row_sql = format!("{head}VALUES {row}{tail}");
+    for chunk in rows.chunks(per_statement) {
+        if chunk.len() < per_statement {
+            let mut statement = tx.prepare_cached(&row_sql)?;
+            for values in chunk {
+                bind(&mut statement, 1, values)?;
                 statement.raw_execute()?;
-            } else {
-                first += RECORD_COLUMNS;
             }
-        }
-        if !single_rows {
+        } else {
+            let mut statement = tx.prepare_cached(&chunk_sql)?;
+            let mut at = 1;
+            for values in chunk {
+                at = bind(&mut statement, at, values)?;
+            }
             statement.raw_execute()?;
         }
     }
     Ok(())
 }
 
-/// Rows per multi-row usage upsert: one statement per 64 recipient-days
-/// instead of one each (7 × 64 parameters stay far below SQLite's limit).
+/// Binds `values` from parameter `at` on; the index after them.
+fn bind_all(
+    statement: &mut rusqlite::Statement<'_>,
+    at: usize,
+    values: &[&dyn rusqlite::ToSql],
+) -> StoreResult<usize> {
+    for (offset, value) in values.iter().enumerate() {
+        statement.raw_bind_parameter(at + offset, value)?;
+    }
+    Ok(at + values.len())
+}
+
+/// Rows per multi-row `INSERT` of records: 32 × 17 parameters stay far
+/// below SQLite's limit of 32,766.
+const RECORDS_PER_INSERT: usize = 32;
+
+/// Inserts the planned records.
+fn insert_records(
+    tx: &Transaction<'_>,
+    packet: &IncomingPacket,
+    inserts: &[(usize, plan::RecordAnswer)],
+) -> StoreResult<()> {
+    let sql = (
+        "INSERT INTO records (terminal, seq, hash, prev, outcome, reason, recipient, credential, merchant, at,
+           kind, discount_cents, providers, snapshot, body, sig, packet) ",
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "",
+    );
+    insert_chunked(
+        tx,
+        sql,
+        RECORDS_PER_INSERT,
+        inserts,
+        |statement, at, (idx, answer)| {
+            let record = &packet.records[*idx];
+            bind_all(
+                statement,
+                at,
+                &[
+                    &packet.terminal,
+                    &to_i64(record.seq),
+                    &record.hash,
+                    &record.prev,
+                    &answer.outcome.as_str(),
+                    &answer.reason.map(Reason::as_str),
+                    &record.recipient,
+                    &record.credential,
+                    &record.merchant,
+                    &record.at.to_string(),
+                    &record.kind.as_str(),
+                    &record.discount_cents,
+                    &record.providers,
+                    &to_i64(record.snapshot),
+                    &record.body,
+                    &record.sig,
+                    &packet.id,
+                ],
+            )
+        },
+    )
+}
+
+/// Rows per multi-row usage upsert (7 × 64 parameters).
 const USAGE_PER_UPSERT: usize = 64;
 
 /// Adds a packet's usage, summed per `(recipient, benefit, day)`, to the
@@ -1369,49 +1407,37 @@ fn upsert_usage(
     change_seq: u64,
     usage: BTreeMap<(&str, &str, Date), (i64, i64)>,
 ) -> StoreResult<()> {
-    const HEAD: &str =
-        "INSERT INTO usage_days (recipient, benefit, day, terminal, count, amount_cents, change_seq) VALUES ";
-    const TAIL: &str = " ON CONFLICT (recipient, benefit, day, terminal) DO UPDATE SET
+    let sql = (
+        "INSERT INTO usage_days (recipient, benefit, day, terminal, count, amount_cents, change_seq) ",
+        "(?, ?, ?, ?, ?, ?, ?)",
+        " ON CONFLICT (recipient, benefit, day, terminal) DO UPDATE SET
            count = usage_days.count + excluded.count,
            amount_cents = usage_days.amount_cents + excluded.amount_cents,
-           change_seq = excluded.change_seq";
-    const ROW: &str = "(?, ?, ?, ?, ?, ?, ?)";
-    // Full chunks share one cached statement; the rest go one row each
-    // (so the statement cache holds two texts, not one per chunk length).
-    let chunk_sql = format!("{HEAD}{}{TAIL}", vec![ROW; USAGE_PER_UPSERT].join(", "));
-    let row_sql = format!("{HEAD}{ROW}{TAIL}");
+           change_seq = excluded.change_seq",
+    );
     let change_seq = to_i64(change_seq);
     let rows: Vec<_> = usage.into_iter().collect();
-    for chunk in rows.chunks(USAGE_PER_UPSERT) {
-        let single_rows = chunk.len() < USAGE_PER_UPSERT;
-        let mut statement = tx.prepare_cached(if single_rows { &row_sql } else { &chunk_sql })?;
-        let mut at = 1;
-        for ((recipient, benefit, day), (count, amount_cents)) in chunk {
-            let day = day.to_string();
-            let values: [&dyn rusqlite::ToSql; 7] = [
-                recipient,
-                benefit,
-                &day,
-                &terminal,
-                count,
-                amount_cents,
-                &change_seq,
-            ];
-            for value in values {
-                statement.raw_bind_parameter(at, value)?;
-                at += 1;
-            }
-            if single_rows {
-                statement.raw_execute()?;
-                at = 1;
-            }
-        }
-        if single_rows {
-            continue;
-        }
-        statement.raw_execute()?;
-    }
-    Ok(())
+    insert_chunked(
+        tx,
+        sql,
+        USAGE_PER_UPSERT,
+        &rows,
+        |statement, at, ((recipient, benefit, day), (count, amount_cents))| {
+            bind_all(
+                statement,
+                at,
+                &[
+                    recipient,
+                    benefit,
+                    &day.to_string(),
+                    &terminal,
+                    count,
+                    amount_cents,
+                    &change_seq,
+                ],
+            )
+        },
+    )
 }
 
 fn ingest_packet(tx: &Transaction<'_>, packet: IncomingPacket) -> StoreResult<IngestAnswer> {

@@ -9,8 +9,8 @@ use super::{
     page, period_sql, widened_range, Budget, PeopleStore, PeriodPage, PeriodQuery, Person,
     PortalAccess, SqlValue,
 };
-use crate::store::postgres::PostgresStore;
-use crate::store::{parse_date, parse_ts, RecordRow, StoreResult};
+use crate::store::postgres::{record_row, PostgresStore};
+use crate::store::{parse_date, parse_ts, StoreResult};
 
 fn person(row: &tokio_postgres::Row) -> StoreResult<Person> {
     let birth: Option<String> = row.get(4);
@@ -64,21 +64,8 @@ impl PeopleStore for PostgresStore {
         let rows = self.client().await?.query(&sql, &params).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
-            let at: String = row.get(7);
-            let record = RecordRow {
-                terminal: row.get(0),
-                seq: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
-                hash: row.get(2),
-                outcome: row.get(3),
-                reason: row.get(4),
-                recipient: row.get(5),
-                merchant: row.get(6),
-                at: parse_ts(&at)?,
-                kind: row.get(8),
-                discount_cents: row.get(9),
-                body: row.get(10),
-            };
-            out.push((at, record));
+            // The stored text too: pages are cut and resumed on it.
+            out.push((row.get(7), record_row(row)?));
         }
         Ok(page(query, out))
     }

@@ -8,8 +8,8 @@ use super::{
     page, period_sql, widened_range, Budget, PeopleStore, PeriodPage, PeriodQuery, Person,
     PortalAccess, SqlValue,
 };
-use crate::store::sqlite::SqliteStore;
-use crate::store::{parse_date, parse_ts, RecordRow, StoreResult};
+use crate::store::sqlite::{record_row, SqliteStore};
+use crate::store::{parse_date, parse_ts, StoreResult};
 
 fn person(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Person, Option<String>)> {
     Ok((
@@ -73,21 +73,9 @@ impl PeopleStore for SqliteStore {
             let mut rows = stmt.query(params_from_iter(values.iter()))?;
             let mut out = Vec::new();
             while let Some(row) = rows.next()? {
+                // The stored text too: pages are cut and resumed on it.
                 let at: String = row.get(7)?;
-                let record = RecordRow {
-                    terminal: row.get(0)?,
-                    seq: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
-                    hash: row.get(2)?,
-                    outcome: row.get(3)?,
-                    reason: row.get(4)?,
-                    recipient: row.get(5)?,
-                    merchant: row.get(6)?,
-                    at: parse_ts(&at)?,
-                    kind: row.get(8)?,
-                    discount_cents: row.get(9)?,
-                    body: row.get(10)?,
-                };
-                out.push((at, record));
+                out.push((at, record_row(row)?));
             }
             Ok(page(&query, out))
         })

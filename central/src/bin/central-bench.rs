@@ -497,23 +497,27 @@ async fn bench_backend(
 /// `/proc/self/stat` (0 where that file does not exist): tells whether
 /// ingestion kept the cores busy or waited.
 fn process_cpu_secs() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // Fields after the parenthesised command name; utime and stime are the
-    // 14th and 15th fields of the whole line, in clock ticks (100 a second
-    // on Linux).
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return 0.0;
-    };
+    let ticks = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| stat_cpu_ticks(&stat).map(|(_, ticks)| ticks))
+        .unwrap_or(0);
+    ticks as f64 / TICKS_PER_SEC
+}
+
+/// The command name and CPU clock ticks (user + system) of one
+/// `/proc/<pid>/stat` line: utime and stime are the 14th and 15th fields,
+/// counted after the parenthesised name (which may itself hold spaces).
+fn stat_cpu_ticks(stat: &str) -> Option<(&str, u64)> {
+    let (head, rest) = stat.rsplit_once(')')?;
+    let comm = head.split_once('(').map_or("", |(_, comm)| comm);
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |idx: usize| {
+    let field = |idx: usize| {
         fields
             .get(idx)
             .and_then(|text| text.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    (ticks(11) + ticks(12)) as f64 / TICKS_PER_SEC
+    Some((comm, field(11) + field(12)))
 }
 
 /// Linux's clock ticks per second in `/proc` (USER_HZ, 100 on every
@@ -561,21 +565,12 @@ fn postgres_cpu_ticks() -> HashMap<u32, u64> {
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue;
         };
-        let Some((head, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let comm = head.split_once('(').map_or("", |(_, comm)| comm);
-        if !comm.starts_with("postgres") {
-            continue;
+        match stat_cpu_ticks(&stat) {
+            Some((comm, used)) if comm.starts_with("postgres") => {
+                ticks.insert(pid, used);
+            }
+            _ => {}
         }
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let field = |idx: usize| {
-            fields
-                .get(idx)
-                .and_then(|text| text.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        ticks.insert(pid, field(11) + field(12));
     }
     ticks
 }

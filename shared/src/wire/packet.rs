@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::canonical::{self, StrictValue};
 use super::error::{path_at, WireError, WireErrorKind};
 use super::keys::{Hash, PublicKey, Signature, SigningKey};
-use super::record::{split_canonical_envelope, SignedRecord};
+use super::record::{envelope_parts, SignedRecord};
 
 pub const PACKET_VERSION: u32 = 1;
 /// Most records in one packet; bounds memory and request size on both sides.
@@ -274,14 +274,7 @@ impl Packet {
     /// with the array emptied, is the canonical encoding of the header.
     /// Together that is `encode_body` of the packet returned.
     pub(crate) fn from_json_canonical(bytes: &[u8]) -> Option<Packet> {
-        let (body_bytes, sig) = match split_canonical_envelope(bytes) {
-            Some(parts) => parts,
-            None => {
-                let wire: PacketWire<&serde_json::value::RawValue> =
-                    serde_json::from_slice(bytes).ok()?;
-                (wire.body.get().as_bytes(), wire.sig)
-            }
-        };
+        let (body_bytes, sig) = envelope_parts(bytes)?;
         // The members before `records` hold no `,"records":[` (an instant,
         // integers, hex hashes); wherever the split falls, the header check
         // below refuses what does not fit.

@@ -233,14 +233,7 @@ impl SignedRecord {
     /// body is already canonical and valid, in which case the general path
     /// would return the same record.
     pub(crate) fn from_json_canonical(bytes: &[u8]) -> Option<SignedRecord> {
-        let (body, sig) = match split_canonical_envelope(bytes) {
-            Some(parts) => parts,
-            None => {
-                let wire: SignedRecordWire<&serde_json::value::RawValue> =
-                    serde_json::from_slice(bytes).ok()?;
-                (wire.body.get().as_bytes(), wire.sig)
-            }
-        };
+        let (body, sig) = envelope_parts(bytes)?;
         // UTF-8 checked once here rather than string by string in the parser.
         let parsed: RecordBody = serde_json::from_str(std::str::from_utf8(body).ok()?).ok()?;
         SignedRecord::proven_canonical(parsed, body, sig, &mut canonical::Matcher::default())
@@ -379,10 +372,25 @@ pub(crate) fn envelope_json(canonical_body: &[u8], sig: &Signature) -> Vec<u8> {
     out
 }
 
+/// The body bytes and the signature of a well-formed `{"body":…,"sig":…}`
+/// envelope (a record's or a packet's): split without parsing when written
+/// exactly as [`SignedRecord::to_json`] writes it, else parsed leniently (the
+/// envelope is not signed; the body is proven canonical by the caller).
+pub(crate) fn envelope_parts(bytes: &[u8]) -> Option<(&[u8], Signature)> {
+    match split_canonical_envelope(bytes) {
+        Some(parts) => Some(parts),
+        None => {
+            let wire: SignedRecordWire<&serde_json::value::RawValue> =
+                serde_json::from_slice(bytes).ok()?;
+            Some((wire.body.get().as_bytes(), wire.sig))
+        }
+    }
+}
+
 /// `{"body":<body>,"sig":"<86 characters>"}` exactly, as [`SignedRecord::to_json`]
 /// writes it: the body bytes and the signature, without parsing the
 /// envelope (the body is parsed and proven canonical by the caller).
-pub(crate) fn split_canonical_envelope(bytes: &[u8]) -> Option<(&[u8], Signature)> {
+fn split_canonical_envelope(bytes: &[u8]) -> Option<(&[u8], Signature)> {
     let rest = bytes
         .strip_prefix(ENVELOPE_PREFIX)?
         .strip_suffix(ENVELOPE_SUFFIX)?;

@@ -48,6 +48,30 @@ async fn send_json(
 /// Two canteen tills, each offline, each give pupil 1 the one free lunch
 /// of 2 March; both upload. The later till's upload goes first, so arrival
 /// order differs from time order.
+/// Issues the settlements of `period` as the holder of `token`.
+async fn issue(server: &Server, token: &str, period: &str) -> (u16, Value) {
+    send_json(
+        server,
+        Method::POST,
+        "/api/v1/settlements",
+        token,
+        json!({ "period": period }),
+    )
+    .await
+}
+
+/// Sets riga-lunch's overuse tolerance to `count` extra lunches.
+async fn set_tolerance(server: &Server, token: &str, count: u32) -> (u16, Value) {
+    send_json(
+        server,
+        Method::PUT,
+        "/api/v1/overuse-policies/riga-lunch",
+        token,
+        json!({ "tolerance_count": count }),
+    )
+    .await
+}
+
 async fn two_offline_lunches(world: &World, server: &Server) -> (String, String) {
     let mut till_a = world.terminal("canteen", "meal").await;
     let mut till_b = world.terminal("canteen", "meal").await;
@@ -117,23 +141,9 @@ async fn two_tills_one_lunch_a_day_conflict(db: TestDb) {
     assert_eq!(flags[0]["subject"]["terminal"], till_b.as_str());
 
     // A tolerance of one lunch makes both payable; the later one tolerated.
-    let (status, answer) = send_json(
-        &server,
-        Method::PUT,
-        "/api/v1/overuse-policies/riga-lunch",
-        &world.riga_token,
-        json!({"tolerance_count": 1}),
-    )
-    .await;
+    let (status, answer) = set_tolerance(&server, &world.riga_token, 1).await;
     assert_eq!(status, 204, "{answer}");
-    let (status, _) = send_json(
-        &server,
-        Method::PUT,
-        "/api/v1/overuse-policies/riga-lunch",
-        &world.state_token,
-        json!({"tolerance_count": 5}),
-    )
-    .await;
+    let (status, _) = set_tolerance(&server, &world.state_token, 5).await;
     assert_eq!(status, 403, "another provider cannot loosen riga's policy");
     ledger::run(world.store().as_ref(), now())
         .await
@@ -330,14 +340,7 @@ async fn late_arrival_adjusts_the_next_settlement(db: TestDb) {
         .upload(&till_a, till_a.packet(vec![lunch_a]).to_json())
         .await;
     assert_eq!(status, 200);
-    let (status, issued) = send_json(
-        &server,
-        Method::POST,
-        "/api/v1/settlements",
-        &world.riga_token,
-        json!({"period": "2026-03"}),
-    )
-    .await;
+    let (status, issued) = issue(&server, &world.riga_token, "2026-03").await;
     assert_eq!(status, 201, "{issued}");
     let first = issued[0]["number"].as_str().expect("number").to_owned();
     assert_eq!(first, "S-riga-canteen-2026-03-1");
@@ -354,14 +357,7 @@ async fn late_arrival_adjusts_the_next_settlement(db: TestDb) {
         .bytes()
         .await
         .expect("bytes");
-    let (status, _) = send_json(
-        &server,
-        Method::POST,
-        "/api/v1/settlements",
-        &world.canteen_token,
-        json!({"period": "2026-03"}),
-    )
-    .await;
+    let (status, _) = issue(&server, &world.canteen_token, "2026-03").await;
     assert_eq!(status, 403, "a merchant does not issue settlements");
 
     // Till B was offline: its earlier lunch takes the day's limit.
@@ -375,14 +371,7 @@ async fn late_arrival_adjusts_the_next_settlement(db: TestDb) {
         .upload(&till_b, till_b.packet(vec![lunch_b]).to_json())
         .await;
     assert_eq!(status, 200);
-    let (status, issued) = send_json(
-        &server,
-        Method::POST,
-        "/api/v1/settlements",
-        &world.admin_token,
-        json!({"period": "2026-03"}),
-    )
-    .await;
+    let (status, issued) = issue(&server, &world.admin_token, "2026-03").await;
     assert_eq!(status, 201, "{issued}");
     assert_eq!(issued.as_array().map(Vec::len), Some(1), "{issued}");
     let second = issued[0]["number"].as_str().expect("number").to_owned();
@@ -487,14 +476,7 @@ store_test!(late_arrival_adjusts_the_next_settlement);
 async fn a_rejected_flag_leaves_its_record_unpaid(db: TestDb) {
     let world = World::new(db, 2, 0).await;
     let server = Server::start(world.state.clone()).await;
-    let (status, _) = send_json(
-        &server,
-        Method::PUT,
-        "/api/v1/overuse-policies/riga-lunch",
-        &world.riga_token,
-        json!({"tolerance_count": 1}),
-    )
-    .await;
+    let (status, _) = set_tolerance(&server, &world.riga_token, 1).await;
     assert_eq!(status, 204);
     let (_, till_b) = two_offline_lunches(&world, &server).await;
     ledger::run(world.store().as_ref(), now())
@@ -518,14 +500,7 @@ async fn a_rejected_flag_leaves_its_record_unpaid(db: TestDb) {
     )
     .await;
     assert_eq!(status, 200, "{answer}");
-    let (status, issued) = send_json(
-        &server,
-        Method::POST,
-        "/api/v1/settlements",
-        &world.riga_token,
-        json!({"period": "2026-03"}),
-    )
-    .await;
+    let (status, issued) = issue(&server, &world.riga_token, "2026-03").await;
     assert_eq!(status, 201, "{issued}");
     assert_eq!(
         issued[0]["total"], "2.50",
@@ -544,25 +519,10 @@ store_test!(a_rejected_flag_leaves_its_record_unpaid);
 async fn a_flag_rejected_after_settlement_is_credited_in_a_later_period(db: TestDb) {
     let world = World::new(db, 2, 0).await;
     let server = Server::start(world.state.clone()).await;
-    let (status, _) = send_json(
-        &server,
-        Method::PUT,
-        "/api/v1/overuse-policies/riga-lunch",
-        &world.riga_token,
-        json!({"tolerance_count": 1}),
-    )
-    .await;
+    let (status, _) = set_tolerance(&server, &world.riga_token, 1).await;
     assert_eq!(status, 204);
     two_offline_lunches(&world, &server).await;
-    let settle = |period: &'static str| {
-        send_json(
-            &server,
-            Method::POST,
-            "/api/v1/settlements",
-            &world.riga_token,
-            json!({ "period": period }),
-        )
-    };
+    let settle = |period: &'static str| issue(&server, &world.riga_token, period);
     let (status, issued) = settle("2026-03").await;
     assert_eq!(status, 201, "{issued}");
     assert_eq!(
@@ -768,14 +728,7 @@ async fn a_late_void_is_credited_in_the_next_settlement(db: TestDb) {
         .upload(&till, till.packet(vec![kept, voided.clone()]).to_json())
         .await;
     assert_eq!(status, 200, "{answer}");
-    let (status, issued) = send_json(
-        &server,
-        Method::POST,
-        "/api/v1/settlements",
-        &world.riga_token,
-        json!({"period": "2026-03"}),
-    )
-    .await;
+    let (status, issued) = issue(&server, &world.riga_token, "2026-03").await;
     assert_eq!(status, 201, "{issued}");
     assert_eq!(issued[0]["total"], "5.00");
     let void = void_of(&mut till, &voided, day(1));
@@ -784,14 +737,7 @@ async fn a_late_void_is_credited_in_the_next_settlement(db: TestDb) {
         .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(outcomes(&answer)[0].1, "accepted", "{answer}");
-    let (status, issued) = send_json(
-        &server,
-        Method::POST,
-        "/api/v1/settlements",
-        &world.riga_token,
-        json!({"period": "2026-03"}),
-    )
-    .await;
+    let (status, issued) = issue(&server, &world.riga_token, "2026-03").await;
     assert_eq!(status, 201, "{issued}");
     assert_eq!(issued[0]["number"], "S-riga-canteen-2026-03-2");
     assert_eq!(

@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 
 use std::process::{Command, Stdio};
 
-fn central(data: &std::path::Path, args: &[&str]) -> std::process::Output {
+/// Runs the `central` binary on the data directory `data`.
+pub(crate) fn central(data: &std::path::Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_central"))
         .arg("--data")
         .arg(data)

@@ -9,6 +9,7 @@ use central::ledger;
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use crate::cli::central;
 use crate::db::TestDb;
 use crate::store_test;
 use crate::world::*;
@@ -748,16 +749,6 @@ async fn a_late_void_is_credited_in_the_next_settlement(db: TestDb) {
 }
 store_test!(a_late_void_is_credited_in_the_next_settlement);
 
-fn central_cli(data: &std::path::Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_central"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("running central")
-}
-
 // Goal: an operator reaches the ledger from the command line: a fresh demo
 // shows settlements, their invoices render, the demo's planted lunch
 // conflict is settled by policy (Riga's second lunch unpaid, Jelgava's
@@ -769,7 +760,7 @@ fn central_cli(data: &std::path::Path, args: &[&str]) -> std::process::Output {
 fn ledger_from_the_command_line() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let data = dir.path().join("data");
-    let demo = central_cli(&data, &["demo", "--recipients", "40", "--days", "40"]);
+    let demo = central(&data, &["demo", "--recipients", "40", "--days", "40"]);
     assert!(
         demo.status.success(),
         "{}",
@@ -780,13 +771,13 @@ fn ledger_from_the_command_line() {
         report.contains("settlement S-"),
         "the demo settles its last month: {report}"
     );
-    let reconcile = central_cli(&data, &["reconcile"]);
+    let reconcile = central(&data, &["reconcile"]);
     assert!(reconcile.status.success());
     assert!(
         String::from_utf8_lossy(&reconcile.stdout).contains("took in 0 records"),
         "a second run finds nothing new"
     );
-    let list = central_cli(&data, &["settlement", "list"]);
+    let list = central(&data, &["settlement", "list"]);
     let listed = String::from_utf8_lossy(&list.stdout).into_owned();
     let number = listed
         .lines()
@@ -797,7 +788,7 @@ fn ledger_from_the_command_line() {
     assert!(number.starts_with("S-"), "{listed}");
     // The records the overuse flags name, and whether the settlement of
     // their provider and merchant pays them.
-    let flags = central_cli(&data, &["flags", "list"]);
+    let flags = central(&data, &["flags", "list"]);
     let flagged = |kind: &str| -> (String, u64) {
         let line = String::from_utf8_lossy(&flags.stdout)
             .lines()
@@ -822,7 +813,7 @@ fn ledger_from_the_command_line() {
             })
             .unwrap_or_else(|| panic!("a {provider} canteen settlement: {listed}"));
         let number = line.split('\t').next().expect("number");
-        let show = central_cli(&data, &["settlement", "show", number]);
+        let show = central(&data, &["settlement", "show", number]);
         let shown: Value = serde_json::from_slice(&show.stdout).expect("settlement JSON");
         shown["items"]
             .as_array()
@@ -861,24 +852,24 @@ fn ledger_from_the_command_line() {
         "1.50",
         "Jelgava tolerates one extra lunch: {tolerated:?} is paid, half of 3.00"
     );
-    let invoice = central_cli(&data, &["settlement", "invoice", &number]);
+    let invoice = central(&data, &["settlement", "invoice", &number]);
     assert!(
         invoice.status.success(),
         "{}",
         String::from_utf8_lossy(&invoice.stderr)
     );
     assert!(String::from_utf8_lossy(&invoice.stdout).starts_with("<?xml"));
-    let show = central_cli(&data, &["settlement", "show", &number]);
+    let show = central(&data, &["settlement", "show", &number]);
     let shown: Value = serde_json::from_slice(&show.stdout).expect("settlement JSON");
     assert_eq!(shown["number"], number.as_str());
-    let bad = central_cli(&data, &["settle", "--period", "2026-3"]);
+    let bad = central(&data, &["settle", "--period", "2026-3"]);
     assert!(!bad.status.success());
     assert!(
         String::from_utf8_lossy(&bad.stderr).contains("YYYY-MM"),
         "{}",
         String::from_utf8_lossy(&bad.stderr)
     );
-    let unknown = central_cli(
+    let unknown = central(
         &data,
         &[
             "flags",

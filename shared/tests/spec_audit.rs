@@ -1186,3 +1186,121 @@ fn vector_files_optional_lists_and_decimal_comparison() {
     let differences = conformance::diff(&vector.expect, &conformance::run(&vector));
     assert_eq!(differences, ["due: expected 2.49, got 2.50"]);
 }
+
+#[test]
+fn quote_3_1_every_count_limit_applies() {
+    // Goal: "for any count limit": each count limit is checked on its own.
+    // Now Wednesday 4 March. Limits: 2 a day, 3 a week. History: Monday
+    // 2 March with count 2 (this week, not today). used: day 0, week 2.
+    // Cart 3 × 2.00 at 100 %: unit 1: 0 < 2 and 2 < 3 → given (day 1,
+    // week 3); unit 2: week 3 ≥ 3 → count_limit; unit 3 likewise.
+    check(
+        "day and week counts",
+        json!({
+            "now": "2026-03-04T12:00:00+02:00",
+            "benefits": [{"id": "lunch", "provider": "riga", "categories": ["meal"],
+                          "discount": {"percent": "100"},
+                          "limits": [{"period": "day", "max_count": 2}, {"period": "week", "max_count": 3}]}],
+            "grants": grants(&["lunch"]),
+            "history": [{"at": MONDAY_NOON, "benefit": "lunch", "amount": "4.00", "count": 2}],
+            "cart": [line("meal.lunch", "2.00", 3)],
+            "expect": quote(json!([given(0, "lunch", "riga", "2.00")]),
+                            "6.00", "2.00", "4.00", json!({"riga": "2.00"}), json!([])),
+        }),
+    );
+}
+
+#[test]
+fn quote_3_history_count_and_amount_feed_their_own_limits() {
+    // Goal: `count` feeds count limits and `amount` feeds amount limits,
+    // independently: an entry of count 0 spends money but no use.
+    // Day limits: 1 use and 3.00. History today: count 0, amount 2.50.
+    // used_count 0, used_amount 2.50. Unit 2.00 at 100 %: count 0 < 1;
+    // d = 2.00; amount: min(2.00, 3.00 − 2.50) = 0.50 → given.
+    check(
+        "count zero entry",
+        json!({
+            "now": MONDAY_NOON,
+            "benefits": [{"id": "lunch", "provider": "riga", "categories": ["meal"],
+                          "discount": {"percent": "100"},
+                          "limits": [{"period": "day", "max_count": 1}, {"period": "day", "max_amount": "3.00"}]}],
+            "grants": grants(&["lunch"]),
+            "history": [{"at": "2026-03-02T08:00:00+02:00", "benefit": "lunch", "amount": "2.50", "count": 0}],
+            "cart": [line("meal.lunch", "2.00", 1)],
+            "expect": quote(json!([given(0, "lunch", "riga", "0.50")]),
+                            "2.00", "0.50", "1.50", json!({"riga": "0.50"}), json!([])),
+        }),
+    );
+}
+
+#[test]
+fn quote_3_3_and_3_4_cap_and_amount_limit_combine() {
+    // Goal: the transaction cap and an amount limit both cut d, in that
+    // order, and a cart can hit one then the other.
+    // Cap 3.00; month 4.00 with 2.00 used this month. 2 × 5.00 at 100 %:
+    // unit 1: d = 5.00 → cap min(5.00, 3.00) = 3.00 → month min(3.00, 2.00)
+    // = 2.00, given (given 2.00, month used 4.00);
+    // unit 2: d = 5.00 → cap min(5.00, 1.00) = 1.00 → month min(1.00, 0) =
+    // 0 → amount_limit. Given in all: 2.00.
+    check(
+        "cap and month amount",
+        json!({
+            "now": MONDAY_NOON,
+            "benefits": [{"id": "both", "provider": "riga", "categories": ["meal"],
+                          "discount": {"percent": "100"}, "max_per_transaction": "3.00",
+                          "limits": [{"period": "month", "max_amount": "4.00"}]}],
+            "grants": grants(&["both"]),
+            "history": [{"at": "2026-03-01T00:00:00+02:00", "benefit": "both", "amount": "2.00"}],
+            "cart": [line("meal.lunch", "5.00", 2)],
+            "expect": quote(json!([given(0, "both", "riga", "2.00")]),
+                            "10.00", "2.00", "8.00", json!({"riga": "2.00"}), json!([])),
+        }),
+    );
+}
+
+#[test]
+fn quote_3_4_amount_limit_already_exceeded_gives_nothing() {
+    // Goal: when the history already exceeds max_amount (two offline
+    // terminals), max_amount − used_amount is negative; the spec says "when
+    // that leaves 0" and "when d > 0 it is given": no negative discount, the
+    // unit gets nothing, reason amount_limit (our reading of "leaves 0").
+    // Month 10.00, used 12.00 this month.
+    check(
+        "overspent month",
+        json!({
+            "now": MONDAY_NOON,
+            "benefits": [{"id": "ride10", "provider": "jelgava", "categories": ["transport"],
+                          "discount": {"percent": "100"},
+                          "limits": [{"period": "month", "max_amount": "10.00"}]}],
+            "grants": grants(&["ride10"]),
+            "history": [{"at": "2026-03-01T08:00:00+02:00", "benefit": "ride10", "amount": "12.00"}],
+            "cart": [line("transport.bus", "1.50", 1)],
+            "expect": quote(json!([]), "1.50", "0.00", "1.50", json!({}),
+                            json!([refused("ride10", "amount_limit")])),
+        }),
+    );
+}
+
+#[test]
+fn quote_4_year_counts_every_month_of_the_calendar_year() {
+    // Goal: the year period is 1 January .. 1 January local, so January's
+    // use counts in March, last December's does not.
+    // Year 5.00. History: 15 January 2026 3.00 (counts), 31 December 2025
+    // 23:59 local 4.00 (does not). Unit 4.00 at 100 %: min(4.00, 2.00) = 2.00.
+    check(
+        "year amount",
+        json!({
+            "now": MONDAY_NOON,
+            "benefits": [{"id": "yearly", "provider": "riga", "categories": ["meal"],
+                          "discount": {"percent": "100"},
+                          "limits": [{"period": "year", "max_amount": "5.00"}]}],
+            "grants": grants(&["yearly"]),
+            "history": [
+                {"at": "2026-01-15T12:00:00+02:00", "benefit": "yearly", "amount": "3.00"},
+                {"at": "2025-12-31T23:59:00+02:00", "benefit": "yearly", "amount": "4.00"}],
+            "cart": [line("meal.lunch", "4.00", 1)],
+            "expect": quote(json!([given(0, "yearly", "riga", "2.00")]),
+                            "4.00", "2.00", "2.00", json!({"riga": "2.00"}), json!([])),
+        }),
+    );
+}

@@ -1773,3 +1773,38 @@ fn differential_the_engine_agrees_with_a_literal_reading_of_the_spec() {
     assert!(n_giving > 2_000, "only {n_giving} cases gave a discount");
     assert!(n_refusing > 2_000, "only {n_refusing} cases refused");
 }
+
+#[test]
+fn result_money_is_written_with_two_decimals_even_when_zero() {
+    // Goal: a cart of free items (unit price 0.00) quotes "total": "0.00",
+    // as the spec's Result example writes money and as docs/wire.md requires
+    // ("exactly two" decimals), not "0". Compared as text, not as decimals.
+    // Before the fix in rules.rs, `total` came out as "0" here.
+    let benefit: Benefit = serde_json::from_value(json!({
+        "id": "water", "provider": "riga", "categories": ["drink"], "discount": {"percent": "100"}}))
+    .expect("benefit json");
+    let grant = Grant {
+        benefit: "water".into(),
+        valid_from: None,
+        valid_to: None,
+    };
+    let cart: Vec<CartLine> = serde_json::from_value(json!([
+        line("drink.water", "0.00", 2),
+        line("drink.tea", "0", 1)
+    ]))
+    .expect("cart json");
+    let quote = evaluate(&QuoteInput {
+        benefits: &[benefit],
+        grants: &[grant],
+        memberships: &[],
+        history: &[],
+        cart: &cart,
+        now: MONDAY_NOON.parse().expect("timestamp"),
+    });
+    let written = serde_json::to_value(&quote).expect("a quote serializes");
+    assert_eq!(
+        written,
+        json!({"discounts": [], "total": "0.00", "discount_total": "0.00", "due": "0.00",
+               "by_provider": {}, "refused": [{"benefit": "water", "reason": "nothing_left"}]})
+    );
+}

@@ -10,6 +10,11 @@
 //! so that a plausible misreading (per-line rounding, UTC days, a rolling
 //! week, a cart-wide cap, string order of priorities ...) gives a different
 //! answer.
+//!
+//! Last, a differential test runs seeded random inputs through the engine
+//! and through `literal`, a second, deliberately naive reading of the spec
+//! (integer cents, local calendar fields instead of instant ranges, no
+//! indexes), and requires the same quote to the cent.
 
 use serde_json::{json, Value};
 use shared::conformance;
@@ -1126,7 +1131,8 @@ fn result_of_an_empty_cart_is_all_zero() {
     // Goal: with no lines, total = Σ over no lines = 0.00, nothing given, and
     // no benefit covers a line, so none is refused.
     // Through the engine directly: the runner's cart validation refuses an
-    // empty cart (see the audit report); the spec's formulas do not.
+    // empty cart ("cart: is empty"), while the spec's formulas define its
+    // quote; that difference lies in `validate`, not in the engine.
     let benefit: Benefit = serde_json::from_value(json!({
         "id": "lunch", "provider": "riga", "categories": ["meal"], "discount": {"percent": "100"},
         "limits": [{"period": "day", "max_count": 0}]}))

@@ -88,3 +88,93 @@ fn both_schemas_create_the_same_tables_and_columns() {
         );
     }
 }
+
+/// A file written before `0007_lookups.sql` (credentials in a rowid table)
+/// is upgraded in place when central opens it: every credential, blocked or
+/// not, is found afterwards as before, by hash, by recipient and by the
+/// lookup ingestion makes, and the table is now keyed by the hash.
+#[tokio::test]
+async fn upgrading_a_sqlite_file_past_0007_keeps_every_credential() {
+    use central::store::sqlite::{SqliteStore, MIGRATIONS};
+    use central::store::verify::VerifyStore;
+    use central::store::{CredentialStatus, Store};
+
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("central.db");
+    let hashes: Vec<String> = (0..3).map(|n| format!("{n:064x}")).collect();
+    {
+        let conn = rusqlite::Connection::open(&path).expect("opening the old file");
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)",
+        )
+        .expect("migration table");
+        for (name, sql) in MIGRATIONS
+            .iter()
+            .take_while(|(name, _)| *name != "0007_lookups.sql")
+        {
+            conn.execute_batch(sql)
+                .unwrap_or_else(|err| panic!("{name}: {err}"));
+            conn.execute(
+                "INSERT INTO schema_migrations (name, applied_at) VALUES (?1, '2026-01-01T00:00:00Z')",
+                [name],
+            )
+            .expect("recording the migration");
+        }
+        conn.execute_batch(&format!(
+            "INSERT INTO recipients (id, provider) VALUES ('R-1', 'riga'), ('R-2', 'riga');
+             INSERT INTO credentials (hash, kind, recipient, blocked_seq) VALUES
+                 ('{}', 'card', 'R-1', NULL), ('{}', 'qr', 'R-1', 7), ('{}', 'card', 'R-2', NULL);",
+            hashes[0], hashes[1], hashes[2]
+        ))
+        .expect("old rows");
+    }
+
+    let store = SqliteStore::open(&path).await.expect("upgrading the file");
+    let mut asked = hashes.clone();
+    asked.push(format!("{:064x}", 99));
+    let mut found = store
+        .credentials_by_hash(&asked)
+        .await
+        .expect("credentials by hash");
+    found.sort_by(|a, b| a.hash.cmp(&b.hash));
+    let seen: Vec<(&str, &str, CredentialStatus)> = found
+        .iter()
+        .map(|row| (row.hash.as_str(), row.recipient.as_str(), row.status))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (hashes[0].as_str(), "R-1", CredentialStatus::Active),
+            (hashes[1].as_str(), "R-1", CredentialStatus::Blocked),
+            (hashes[2].as_str(), "R-2", CredentialStatus::Active),
+        ]
+    );
+    let of_r1 = store
+        .credentials_of(&["R-1".to_owned()])
+        .await
+        .expect("credentials of a recipient");
+    assert_eq!(of_r1.len(), 2, "R-1 has two credentials: {of_r1:?}");
+    let facts = store
+        .record_facts(&asked, &[])
+        .await
+        .expect("ingestion's lookup");
+    assert_eq!(facts.credentials.len(), 3);
+    assert_eq!(facts.credentials[&hashes[1]].blocked_seq, Some(7));
+    assert_eq!(
+        facts.entitlements.keys().collect::<Vec<_>>().len(),
+        2,
+        "both recipients are looked up: {:?}",
+        facts.entitlements
+    );
+    drop(store);
+
+    let conn = rusqlite::Connection::open(&path).expect("reopening");
+    let schema: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'credentials'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("credentials table");
+    assert!(schema.contains("WITHOUT ROWID"), "{schema}");
+}

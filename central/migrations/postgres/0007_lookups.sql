@@ -1,0 +1,10 @@
+-- The two lookups ingestion makes for every record (postgres). Keep in step
+-- with ../sqlite/0007_lookups.sql.
+--
+-- Nothing to change here. SQLite's rowid tables find a row by a TEXT key in
+-- two B-trees, which its migration removes; PostgreSQL finds a credential
+-- with one descent of its primary-key index and one heap fetch, and its
+-- profile during ingestion shows the descents, not the heap fetches,
+-- taking the time (`docs/performance.md`, run H). A covering index would
+-- only help once autovacuum has marked the pages all-visible, and would
+-- make every import write a wider index.

@@ -49,10 +49,6 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0006_ledger_index.sql",
         include_str!("../../migrations/postgres/0006_ledger_index.sql"),
     ),
-    (
-        "0007_lookups.sql",
-        include_str!("../../migrations/postgres/0007_lookups.sql"),
-    ),
 ];
 
 /// Advisory lock keys (arbitrary constants, named here once).

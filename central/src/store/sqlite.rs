@@ -45,10 +45,6 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0006_ledger_index.sql",
         include_str!("../../migrations/sqlite/0006_ledger_index.sql"),
     ),
-    (
-        "0007_lookups.sql",
-        include_str!("../../migrations/sqlite/0007_lookups.sql"),
-    ),
 ];
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;

@@ -14,9 +14,10 @@ use crate::money::Money;
 use crate::rules::{self, QuoteInput};
 use crate::validate;
 
-/// One vector file.
+/// One vector file. Top-level fields beyond these (a comment, a ticket
+/// reference) are ignored: the specification names the ones a runner
+/// reads, and says nothing against others.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Vector {
     pub name: String,
     #[serde(default)]
@@ -33,13 +34,17 @@ pub struct Vector {
     pub expect: Quote,
 }
 
-/// Parses a vector, naming the failing field on error.
+/// Parses a vector, naming the failing field on error. Only what the
+/// engine needs for a defined answer is checked beyond the format
+/// ([`validate::computable_benefits`], [`validate::computable_cart`]): an
+/// empty cart, a weekday list that never matches or an id central would
+/// not register all have the answer the specification gives them.
 pub fn parse(text: &str) -> Result<Vector, String> {
     let mut de = serde_json::Deserializer::from_str(text);
     let vector: Vector = serde_path_to_error::deserialize(&mut de)
         .map_err(|err| format!("{}: {}", err.path(), err.inner()))?;
-    validate::benefits(&vector.benefits).map_err(|problems| problems.to_string())?;
-    validate::cart(&vector.cart).map_err(|problems| problems.to_string())?;
+    validate::computable_benefits(&vector.benefits).map_err(|problems| problems.to_string())?;
+    validate::computable_cart(&vector.cart).map_err(|problems| problems.to_string())?;
     Ok(vector)
 }
 
@@ -80,8 +85,13 @@ pub fn diff(expected: &Quote, actual: &Quote) -> Vec<String> {
             out.push(format!("{field}: expected {want}, got {got}"));
         }
     }
+    // `by_provider` has "only non-zero entries": an expected zero entry
+    // says the same as no entry.
     let nonzero = |map: &BTreeMap<String, Money>| -> BTreeMap<String, Money> {
-        map.iter().map(|(k, v)| (k.clone(), *v)).collect()
+        map.iter()
+            .filter(|(_, amount)| !amount.is_zero())
+            .map(|(provider, amount)| (provider.clone(), *amount))
+            .collect()
     };
     if nonzero(&expected.by_provider) != nonzero(&actual.by_provider) {
         out.push(format!(

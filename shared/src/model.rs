@@ -30,25 +30,37 @@ pub const DEFAULT_TIME_ZONE: &str = "Europe/Riga";
 pub struct Benefit {
     pub id: String,
     pub provider: String,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub label: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub groups: Vec<String>,
     pub categories: Vec<String>,
     pub discount: Discount,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_per_transaction: Option<Money>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub limits: Vec<Limit>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weekdays: Option<Vec<u8>>,
-    #[serde(default = "default_priority")]
+    #[serde(default = "default_priority", deserialize_with = "priority_or_default")]
     pub priority: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub valid_from: Option<Date>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub valid_to: Option<Date>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub time_zone: Zone,
     /// How the provider funds the benefit; decides VAT treatment in settlements.
     #[serde(default)]
@@ -57,6 +69,21 @@ pub struct Benefit {
 
 fn default_priority() -> i64 {
     100
+}
+
+/// An optional field written as `null` means the same as the field left
+/// out: its default (the specification gives defaults, not a null form).
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// `priority: null` is the default priority, as when it is left out.
+fn priority_or_default<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    Ok(Option::<i64>::deserialize(deserializer)?.unwrap_or_else(default_priority))
 }
 
 impl Benefit {
@@ -291,9 +318,16 @@ pub fn within(date: Date, from: Option<Date>, to: Option<Date>) -> bool {
 pub struct HistoryEntry {
     pub at: Timestamp,
     pub benefit: String,
+    /// An entry of uses only (say, a ride on a free pass) may leave the
+    /// amount out: it counts toward count limits, not amount limits.
+    #[serde(default = "no_amount")]
     pub amount: Money,
     #[serde(default = "default_count")]
     pub count: u32,
+}
+
+fn no_amount() -> Money {
+    Money::ZERO
 }
 
 fn default_count() -> u32 {

@@ -103,9 +103,13 @@ impl Money {
         self.0.is_sign_positive() && !self.0.is_zero()
     }
 
-    /// `self × qty`, exact.
+    /// `self × qty`, exact, in cents: the decimal library returns a product
+    /// of zero with no decimals, which would be written "0" where money is
+    /// always written with two ("0.00").
     pub fn times(self, qty: u32) -> Money {
-        Money(self.0 * Decimal::from(qty))
+        let mut value = self.0 * Decimal::from(qty);
+        value.rescale(2);
+        Money(value)
     }
 
     /// `self − other`, never below zero.

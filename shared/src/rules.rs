@@ -307,11 +307,6 @@ fn quote_with(
         .iter()
         .map(|line| line.unit_price.times(line.qty))
         .sum();
-    // `0.00 × qty` comes back from the decimal library as a scale-0 `0`,
-    // which would be written "0": a cart of free items would then quote
-    // `"total": "0"`, where the spec's Result and the wire format
-    // (docs/wire.md: money has exactly two decimals) write "0.00".
-    let total = if total.is_zero() { Money::ZERO } else { total };
 
     // Application order: ascending priority, then id in byte order.
     let mut ordered: Vec<&Benefit> = eligible

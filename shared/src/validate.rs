@@ -5,6 +5,13 @@
 //! (`benefits[2].limits[0].period`) so that a provider fixing a rule file or
 //! a POS developer fixing a request knows exactly where to look. All
 //! problems are collected, not just the first.
+//!
+//! Two scopes: [`benefits`] and [`cart`] are what central publishes and a
+//! till accepts (boring ids, a non-empty cart, no rule that can never
+//! apply); [`computable_benefits`] and [`computable_cart`] are only what the
+//! engine needs to give the answer `benefit-rules.md` defines (discount in
+//! range, no negative money, bounded units). Conformance vectors are held
+//! to the second: the specification allows everything else.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -50,9 +57,32 @@ impl fmt::Display for Problems {
 
 struct Collector {
     problems: Vec<Problem>,
+    scope: Scope,
+}
+
+/// How much a check asks for (see the module's doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// What central publishes and a till accepts.
+    Register,
+    /// Only what the engine needs for a defined answer.
+    Engine,
 }
 
 impl Collector {
+    fn new(scope: Scope) -> Collector {
+        Collector {
+            problems: Vec::new(),
+            scope,
+        }
+    }
+
+    /// A rule of the register's only: central and tills keep it, the
+    /// engine does not need it.
+    fn register_only(&self) -> bool {
+        self.scope == Scope::Register
+    }
+
     fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.problems.push(Problem {
             path: path.into(),
@@ -77,9 +107,17 @@ pub fn is_valid_id(id: &str) -> bool {
 
 /// Checks a list of benefits: each on its own, and that ids are unique.
 pub fn benefits(list: &[Benefit]) -> Result<(), Problems> {
-    let mut out = Collector {
-        problems: Vec::new(),
-    };
+    check_benefits(Collector::new(Scope::Register), list)
+}
+
+/// Checks a list of benefits for what the engine needs only (conformance
+/// vectors): each discount in range, no negative money, ISO weekdays, and
+/// unique ids (the application order ties on id).
+pub fn computable_benefits(list: &[Benefit]) -> Result<(), Problems> {
+    check_benefits(Collector::new(Scope::Engine), list)
+}
+
+fn check_benefits(mut out: Collector, list: &[Benefit]) -> Result<(), Problems> {
     let mut seen = HashSet::new();
     for (idx, benefit) in list.iter().enumerate() {
         let path = format!("benefits[{idx}]");
@@ -96,14 +134,69 @@ pub fn benefits(list: &[Benefit]) -> Result<(), Problems> {
 
 /// Checks one benefit; paths start at `path`.
 pub fn benefit(path: &str, benefit: &Benefit) -> Result<(), Problems> {
-    let mut out = Collector {
-        problems: Vec::new(),
-    };
+    let mut out = Collector::new(Scope::Register);
     check_benefit(&mut out, path, benefit);
     out.finish()
 }
 
 fn check_benefit(out: &mut Collector, path: &str, benefit: &Benefit) {
+    if out.register_only() {
+        check_register_names(out, path, benefit);
+    }
+    match benefit.discount {
+        Discount::Percent(percent) => {
+            if !percent.is_in_range() {
+                out.push(
+                    format!("{path}.discount.percent"),
+                    format!("{percent} is outside 0..=100"),
+                );
+            }
+        }
+        Discount::Amount(amount) => check_money(out, &format!("{path}.discount.amount"), amount),
+        Discount::FixedPrice(price) => {
+            check_money(out, &format!("{path}.discount.fixed_price"), price)
+        }
+    }
+    if let Some(cap) = benefit.max_per_transaction {
+        check_money(out, &format!("{path}.max_per_transaction"), cap);
+    }
+    for (idx, limit) in benefit.limits.iter().enumerate() {
+        let limit_path = format!("{path}.limits[{idx}]");
+        if out.register_only() {
+            match (limit.max_count, limit.max_amount) {
+                (Some(_), Some(_)) => out.push(
+                    limit_path.clone(),
+                    "give either max_count or max_amount, not both (use two limits)",
+                ),
+                (None, None) => out.push(limit_path.clone(), "give max_count or max_amount"),
+                _ => {}
+            }
+        }
+        if let Some(amount) = limit.max_amount {
+            check_money(out, &format!("{limit_path}.max_amount"), amount);
+        }
+    }
+    if out.register_only() && benefit.weekdays.as_ref().is_some_and(Vec::is_empty) {
+        out.push(
+            format!("{path}.weekdays"),
+            "is empty: the benefit would never apply",
+        );
+    }
+    for (idx, day) in benefit.weekdays.iter().flatten().enumerate() {
+        if !(1..=7).contains(day) {
+            out.push(
+                format!("{path}.weekdays[{idx}]"),
+                format!("{day} is not an ISO weekday (1 = Monday .. 7 = Sunday)"),
+            );
+        }
+    }
+    if out.register_only() {
+        check_register_bounds(out, path, benefit);
+    }
+}
+
+/// Rules of the register only: boring ids, categories and groups.
+fn check_register_names(out: &mut Collector, path: &str, benefit: &Benefit) {
     if !is_valid_id(&benefit.id) {
         out.push(
             format!("{path}.id"),
@@ -140,51 +233,11 @@ fn check_benefit(out: &mut Collector, path: &str, benefit: &Benefit) {
             );
         }
     }
-    match benefit.discount {
-        Discount::Percent(percent) => {
-            if !percent.is_in_range() {
-                out.push(
-                    format!("{path}.discount.percent"),
-                    format!("{percent} is outside 0..=100"),
-                );
-            }
-        }
-        Discount::Amount(amount) => check_money(out, &format!("{path}.discount.amount"), amount),
-        Discount::FixedPrice(price) => {
-            check_money(out, &format!("{path}.discount.fixed_price"), price)
-        }
-    }
-    if let Some(cap) = benefit.max_per_transaction {
-        check_money(out, &format!("{path}.max_per_transaction"), cap);
-    }
-    for (idx, limit) in benefit.limits.iter().enumerate() {
-        let limit_path = format!("{path}.limits[{idx}]");
-        match (limit.max_count, limit.max_amount) {
-            (Some(_), Some(_)) => out.push(
-                limit_path,
-                "give either max_count or max_amount, not both (use two limits)",
-            ),
-            (None, None) => out.push(limit_path, "give max_count or max_amount"),
-            (None, Some(amount)) => check_money(out, &format!("{limit_path}.max_amount"), amount),
-            (Some(_), None) => {}
-        }
-    }
-    if let Some(weekdays) = &benefit.weekdays {
-        if weekdays.is_empty() {
-            out.push(
-                format!("{path}.weekdays"),
-                "is empty: the benefit would never apply",
-            );
-        }
-        for (idx, day) in weekdays.iter().enumerate() {
-            if !(1..=7).contains(day) {
-                out.push(
-                    format!("{path}.weekdays[{idx}]"),
-                    format!("{day} is not an ISO weekday (1 = Monday .. 7 = Sunday)"),
-                );
-            }
-        }
-    }
+}
+
+/// Rules of the register only: no validity that can never hold, labels of a
+/// sane length.
+fn check_register_bounds(out: &mut Collector, path: &str, benefit: &Benefit) {
     if let (Some(from), Some(to)) = (benefit.valid_from, benefit.valid_to) {
         if from > to {
             out.push(
@@ -220,10 +273,19 @@ pub fn is_valid_category(category: &str) -> bool {
 
 /// Checks a cart as sent by POS software or a validator.
 pub fn cart(lines: &[CartLine]) -> Result<(), Problems> {
-    let mut out = Collector {
-        problems: Vec::new(),
-    };
-    if lines.is_empty() {
+    check_cart(Collector::new(Scope::Register), lines)
+}
+
+/// Checks a cart for what the engine needs only (conformance vectors): no
+/// negative or oversized price, and a bounded number of lines and units
+/// (the engine visits every unit). An empty cart, a line of no units or an
+/// empty sku have an answer under the specification.
+pub fn computable_cart(lines: &[CartLine]) -> Result<(), Problems> {
+    check_cart(Collector::new(Scope::Engine), lines)
+}
+
+fn check_cart(mut out: Collector, lines: &[CartLine]) -> Result<(), Problems> {
+    if lines.is_empty() && out.register_only() {
         out.push("cart", "is empty");
     }
     if lines.len() > CART_LINES_MAX {
@@ -235,17 +297,22 @@ pub fn cart(lines: &[CartLine]) -> Result<(), Problems> {
     let mut units: u64 = 0;
     for (idx, line) in lines.iter().enumerate() {
         let path = format!("cart[{idx}]");
-        if line.sku.is_empty() || line.sku.len() > ID_LEN_MAX {
-            out.push(format!("{path}.sku"), "must be 1-128 characters");
-        }
-        if !is_valid_category(&line.category) {
-            out.push(
-                format!("{path}.category"),
-                format!(
-                    "{:?} is not a category (e.g. \"meal.lunch\")",
-                    line.category
-                ),
-            );
+        if out.register_only() {
+            if line.sku.is_empty() || line.sku.len() > ID_LEN_MAX {
+                out.push(format!("{path}.sku"), "must be 1-128 characters");
+            }
+            if !is_valid_category(&line.category) {
+                out.push(
+                    format!("{path}.category"),
+                    format!(
+                        "{:?} is not a category (e.g. \"meal.lunch\")",
+                        line.category
+                    ),
+                );
+            }
+            if line.qty == 0 {
+                out.push(format!("{path}.qty"), "must be at least 1");
+            }
         }
         if line.unit_price.is_negative() {
             out.push(
@@ -255,9 +322,6 @@ pub fn cart(lines: &[CartLine]) -> Result<(), Problems> {
         }
         if line.unit_price.decimal() > MONEY_MAX / rust_decimal::Decimal::from(CART_UNITS_MAX) {
             out.push(format!("{path}.unit_price"), "is too large for one unit");
-        }
-        if line.qty == 0 {
-            out.push(format!("{path}.qty"), "must be at least 1");
         }
         units += u64::from(line.qty);
     }
@@ -359,6 +423,44 @@ mod tests {
             let err = serde_path_to_error::deserialize::<_, Benefit>(&mut de).expect_err(json);
             assert_eq!(err.path().to_string(), path, "{json}");
             assert!(err.inner().to_string().contains(message), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn computable_scope_keeps_only_what_the_engine_needs() {
+        // A till refuses these, the engine has an answer for each.
+        let lines: Vec<CartLine> =
+            serde_json::from_str(r#"[{"sku":"","category":"Meal","unit_price":"1","qty":0}]"#)
+                .expect("cart json");
+        assert!(cart(&lines).is_err());
+        assert_eq!(computable_cart(&lines), Ok(()));
+        assert!(cart(&[]).is_err());
+        assert_eq!(computable_cart(&[]), Ok(()));
+        let odd = parse(
+            r#"{"id":"pusdienas-skolēniem","provider":"rīga","categories":["Meal"],
+                "discount":{"percent":"100"},"weekdays":[],
+                "limits":[{"period":"day","max_count":1,"max_amount":"5.00"}]}"#,
+        );
+        assert!(benefits(std::slice::from_ref(&odd)).is_err());
+        assert_eq!(computable_benefits(&[odd]), Ok(()));
+        // Neither takes what has no defined answer.
+        let negative: Vec<CartLine> =
+            serde_json::from_str(r#"[{"sku":"x","category":"meal","unit_price":"-1","qty":1}]"#)
+                .expect("cart json");
+        assert!(computable_cart(&negative).is_err());
+        let bulk: Vec<CartLine> =
+            serde_json::from_str(r#"[{"sku":"x","category":"meal","unit_price":"1","qty":10001}]"#)
+                .expect("cart json");
+        assert!(computable_cart(&bulk).is_err());
+        match computable_benefits(&[parse(
+            r#"{"id":"x","provider":"p","categories":["meal"],"discount":{"percent":"101"},
+                "weekdays":[8]}"#,
+        )]) {
+            Ok(()) => panic!("percent 101 and weekday 8 accepted"),
+            Err(Problems(found)) => assert_eq!(
+                found.iter().map(|p| p.path.as_str()).collect::<Vec<_>>(),
+                ["benefits[0].discount.percent", "benefits[0].weekdays[0]"]
+            ),
         }
     }
 

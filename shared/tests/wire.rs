@@ -232,6 +232,23 @@ fn malformed_records_refused_with_the_field_named() {
             "body.type",
             "unknown variant",
         ),
+        // A verifier re-runs the quote unit by unit: a cart no till would
+        // accept (here four billion units) is refused before that.
+        (
+            Box::new(|body| body["cart"][1]["qty"] = json!(4_000_000_000_u32)),
+            "body.cart",
+            "units, at most 10000",
+        ),
+        (
+            Box::new(|body| body["cart"][0]["qty"] = json!(0)),
+            "body.cart[0].qty",
+            "at least 1",
+        ),
+        (
+            Box::new(|body| body["cart"] = json!([])),
+            "body.cart",
+            "is empty",
+        ),
     ];
     for (edit, at, message) in cases {
         let result = edited(edit);

@@ -458,6 +458,15 @@ fn check_body(body: &RecordBody) -> Result<(), WireError> {
         }
         (RecordKind::Void, Some(_)) => {}
     }
+    // A verifier re-runs the quote, visiting every unit of the cart: a
+    // record's cart is held to what a till accepts, so that a faulty or
+    // hostile terminal cannot make central allocate without bound.
+    if let Err(problems) = crate::validate::cart(&body.cart) {
+        return match problems.0.first() {
+            Some(first) => invalid(&first.path, first.message.clone()),
+            None => invalid("cart", problems.to_string()),
+        };
+    }
     Ok(())
 }
 

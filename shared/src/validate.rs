@@ -17,7 +17,7 @@ use std::collections::HashSet;
 use std::fmt;
 
 use crate::model::{Benefit, CartLine, Discount};
-use crate::money::{Money, MONEY_MAX};
+use crate::money::Money;
 
 /// Most units one cart may hold; a canteen tray or a bus ticket is far below.
 pub const CART_UNITS_MAX: u32 = 10_000;
@@ -271,6 +271,11 @@ pub fn is_valid_category(category: &str) -> bool {
         })
 }
 
+/// The highest unit price, 1,000,000.00: a full cart of them stays within
+/// [`crate::money::MONEY_MAX`] (a test checks it is `MONEY_MAX / CART_UNITS_MAX`).
+const UNIT_PRICE_MAX: rust_decimal::Decimal =
+    rust_decimal::Decimal::from_parts(100_000_000, 0, 0, false, 2);
+
 /// Checks a cart as sent by POS software or a validator.
 pub fn cart(lines: &[CartLine]) -> Result<(), Problems> {
     check_cart(Collector::new(Scope::Register), lines)
@@ -296,14 +301,16 @@ fn check_cart(mut out: Collector, lines: &[CartLine]) -> Result<(), Problems> {
     }
     let mut units: u64 = 0;
     for (idx, line) in lines.iter().enumerate() {
-        let path = format!("cart[{idx}]");
+        // Every decoded record's cart comes through here: the field's path
+        // is written only for a problem.
+        let at = |field: &str| format!("cart[{idx}].{field}");
         if out.register_only() {
             if line.sku.is_empty() || line.sku.len() > ID_LEN_MAX {
-                out.push(format!("{path}.sku"), "must be 1-128 characters");
+                out.push(at("sku"), "must be 1-128 characters");
             }
             if !is_valid_category(&line.category) {
                 out.push(
-                    format!("{path}.category"),
+                    at("category"),
                     format!(
                         "{:?} is not a category (e.g. \"meal.lunch\")",
                         line.category
@@ -311,17 +318,14 @@ fn check_cart(mut out: Collector, lines: &[CartLine]) -> Result<(), Problems> {
                 );
             }
             if line.qty == 0 {
-                out.push(format!("{path}.qty"), "must be at least 1");
+                out.push(at("qty"), "must be at least 1");
             }
         }
         if line.unit_price.is_negative() {
-            out.push(
-                format!("{path}.unit_price"),
-                format!("{} is negative", line.unit_price),
-            );
+            out.push(at("unit_price"), format!("{} is negative", line.unit_price));
         }
-        if line.unit_price.decimal() > MONEY_MAX / rust_decimal::Decimal::from(CART_UNITS_MAX) {
-            out.push(format!("{path}.unit_price"), "is too large for one unit");
+        if line.unit_price.decimal() > UNIT_PRICE_MAX {
+            out.push(at("unit_price"), "is too large for one unit");
         }
         units += u64::from(line.qty);
     }
@@ -462,6 +466,14 @@ mod tests {
                 ["benefits[0].discount.percent", "benefits[0].weekdays[0]"]
             ),
         }
+    }
+
+    #[test]
+    fn unit_price_max_keeps_a_full_cart_within_money_max() {
+        assert_eq!(
+            UNIT_PRICE_MAX,
+            crate::money::MONEY_MAX / rust_decimal::Decimal::from(CART_UNITS_MAX)
+        );
     }
 
     #[test]

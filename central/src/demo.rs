@@ -21,6 +21,7 @@ use std::fmt;
 
 use jiff::civil::Date;
 use jiff::ToSpan;
+use shared::mix::SplitMix64 as Rng;
 use shared::model::{Benefit, CartLine, Grant, HistoryEntry, Membership};
 use shared::rules::{eligible, evaluate, QuoteInput};
 use shared::wire::credential::credential_hash;
@@ -117,26 +118,6 @@ impl fmt::Display for DemoReport {
             writeln!(f, "settlement {number}: {total} EUR")?;
         }
         Ok(())
-    }
-}
-
-/// SplitMix64: small, deterministic, good enough for demo data.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// `true` with probability `percent` / 100.
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
     }
 }
 
@@ -474,8 +455,8 @@ pub async fn fill(state: &AppState, options: &DemoOptions) -> Result<DemoReport,
             Persona::Pensioner => ("state", "state-pensioner"),
             Persona::RigaLargeFamily => ("riga", "riga-large-family"),
         };
-        let id = format!("R{:04}{:06X}", idx, rng.next() & 0xFF_FFFF);
-        let card_uid = format!("04{:012X}", rng.next() & 0xFFFF_FFFF_FFFF);
+        let id = format!("R{:04}{:06X}", idx, rng.next_u64() & 0xFF_FFFF);
+        let card_uid = format!("04{:012X}", rng.next_u64() & 0xFFFF_FFFF_FFFF);
         let card_hash =
             credential_hash(&state.keys.credential_key, CredentialKind::Card, &card_uid);
         let membership = Membership {

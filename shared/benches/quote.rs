@@ -19,6 +19,7 @@ use std::time::SystemTime;
 use criterion::Criterion;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
+use shared::mix::SplitMix64 as Mix;
 use shared::model::{Benefit, CartLine, Grant, HistoryEntry, Membership};
 use shared::money::Money;
 use shared::rules::{evaluate, QuoteInput};
@@ -27,23 +28,6 @@ const BENEFITS: usize = 20;
 const HISTORY: usize = 1_000;
 const LINES: usize = 10;
 const GOAL_NANOS: f64 = 20_000.0;
-
-/// A small deterministic generator (SplitMix64), so every run benches the
-/// same till without a dependency on `rand`.
-struct Mix(u64);
-
-impl Mix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn cents(c: u64) -> String {
     format!("{}.{:02}", c / 100, c % 100)

@@ -30,6 +30,7 @@
 //! ```
 
 pub mod conformance;
+pub mod mix;
 pub mod model;
 pub mod money;
 pub mod rules;

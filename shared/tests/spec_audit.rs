@@ -18,6 +18,7 @@
 
 use serde_json::{json, Value};
 use shared::conformance;
+use shared::mix::SplitMix64 as Rng;
 use shared::model::{Benefit, CartLine, Grant};
 use shared::money::Money;
 use shared::rules::{evaluate, QuoteInput};
@@ -1551,36 +1552,6 @@ mod literal {
     }
 }
 
-/// SplitMix64: a seed drives every choice, so a failing case is rebuilt
-/// from the seed the failure message prints.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn range(&mut self, low: i64, high: i64) -> i64 {
-        low + i64::try_from(self.below(u64::try_from(high - low + 1).expect("range")))
-            .expect("range")
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-    fn index(&mut self, len: usize) -> usize {
-        usize::try_from(self.below(len as u64)).expect("index")
-    }
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.index(items.len())]
-    }
-}
-
 /// Ids that share their first and last eight bytes, and ids that differ
 /// only in case or digits, to catch any shortcut in matching history to
 /// benefits or in ordering.
@@ -1632,7 +1603,7 @@ fn random_case(rng: &mut Rng) -> Case {
 
     // Any instant of 2026 and early 2027: both DST changes, a year end.
     let start: Timestamp = "2026-01-01T00:00:00Z".parse().expect("instant");
-    let mut now = start + SignedDuration::from_secs(rng.range(0, 400 * 86_400));
+    let mut now = start + SignedDuration::from_secs(rng.between(0, 400 * 86_400));
     if rng.chance(10) {
         // On the hour, so that now is at times a local midnight itself
         // (22:00Z in Riga in winter, 00:00Z in UTC, 15:00Z in Tokyo).
@@ -1643,17 +1614,17 @@ fn random_case(rng: &mut Rng) -> Case {
     let near_date = |rng: &mut Rng| {
         rng.chance(60).then(|| {
             today
-                .checked_add(jiff::Span::new().days(rng.range(-2, 2)))
+                .checked_add(jiff::Span::new().days(rng.between(-2, 2)))
                 .expect("date")
         })
     };
     let mut ids: Vec<&str> = AUDIT_IDS.to_vec();
-    let n_benefits = rng.range(1, 4);
+    let n_benefits = rng.between(1, 4);
     let mut benefits = Vec::new();
     for _ in 0..n_benefits {
         let id = ids.remove(rng.index(ids.len()));
         let mut categories: Vec<String> = Vec::new();
-        for _ in 0..rng.range(1, 2) {
+        for _ in 0..rng.between(1, 2) {
             let category = rng.pick(&AUDIT_BENEFIT_CATEGORIES).to_string();
             if !categories.contains(&category) {
                 categories.push(category);
@@ -1661,30 +1632,30 @@ fn random_case(rng: &mut Rng) -> Case {
         }
         let discount = match rng.below(3) {
             0 => Discount::Percent(Percent::parse(rng.pick(&AUDIT_PERCENTS)).expect("percent")),
-            1 => Discount::Amount(Money::from_cents(rng.range(0, 300))),
-            _ => Discount::FixedPrice(Money::from_cents(rng.range(0, 300))),
+            1 => Discount::Amount(Money::from_cents(rng.between(0, 300))),
+            _ => Discount::FixedPrice(Money::from_cents(rng.between(0, 300))),
         };
         let mut limits = Vec::new();
-        for _ in 0..rng.range(0, 3) {
+        for _ in 0..rng.between(0, 3) {
             let period = rng.pick(&Period::ALL);
             limits.push(if rng.chance(50) {
                 Limit {
                     period,
-                    max_count: Some(u32::try_from(rng.range(0, 4)).expect("small")),
+                    max_count: Some(u32::try_from(rng.between(0, 4)).expect("small")),
                     max_amount: None,
                 }
             } else {
                 Limit {
                     period,
                     max_count: None,
-                    max_amount: Some(Money::from_cents(rng.range(0, 800))),
+                    max_amount: Some(Money::from_cents(rng.between(0, 800))),
                 }
             });
         }
         let weekdays = rng.chance(30).then(|| {
             let mut days: Vec<u8> = (1..=7).filter(|_| rng.chance(60)).collect();
             if days.is_empty() {
-                days.push(u8::try_from(rng.range(1, 7)).expect("day"));
+                days.push(u8::try_from(rng.between(1, 7)).expect("day"));
             }
             days
         });
@@ -1700,10 +1671,12 @@ fn random_case(rng: &mut Rng) -> Case {
             },
             categories,
             discount,
-            max_per_transaction: rng.chance(30).then(|| Money::from_cents(rng.range(0, 600))),
+            max_per_transaction: rng
+                .chance(30)
+                .then(|| Money::from_cents(rng.between(0, 600))),
             limits,
             weekdays,
-            priority: rng.range(-1, 2),
+            priority: rng.between(-1, 2),
             valid_from,
             valid_to,
             time_zone: Zone::get(rng.pick(&AUDIT_ZONES)).expect("zone"),
@@ -1721,14 +1694,14 @@ fn random_case(rng: &mut Rng) -> Case {
             });
         }
     }
-    let memberships: Vec<Membership> = (0..rng.range(0, 2))
+    let memberships: Vec<Membership> = (0..rng.between(0, 2))
         .map(|_| Membership {
             group: rng.pick(&["g1", "g2"]).to_string(),
             valid_from: near_date(rng),
             valid_to: near_date(rng),
         })
         .collect();
-    let history: Vec<HistoryEntry> = (0..rng.range(0, 8))
+    let history: Vec<HistoryEntry> = (0..rng.between(0, 8))
         .map(|_| HistoryEntry {
             at: if rng.chance(30) {
                 // A local midnight of one of the benefits' zones, or the
@@ -1736,28 +1709,28 @@ fn random_case(rng: &mut Rng) -> Case {
                 let zone = benefits[rng.index(benefits.len())].time_zone.tz().clone();
                 let local_today = now.to_zoned(zone.clone()).date();
                 let day = local_today
-                    .checked_add(jiff::Span::new().days(rng.range(-35, 3)))
+                    .checked_add(jiff::Span::new().days(rng.between(-35, 3)))
                     .expect("date");
                 let midnight = day.to_zoned(zone).expect("midnight").timestamp();
-                midnight - SignedDuration::from_secs(rng.range(0, 1))
+                midnight - SignedDuration::from_secs(rng.between(0, 1))
             } else {
-                now + SignedDuration::from_secs(rng.range(-40 * 86_400, 3 * 86_400))
+                now + SignedDuration::from_secs(rng.between(-40 * 86_400, 3 * 86_400))
             },
             benefit: if rng.chance(85) {
                 benefit_ids[rng.index(benefit_ids.len())].clone()
             } else {
                 rng.pick(&AUDIT_IDS).to_string()
             },
-            amount: Money::from_cents(rng.range(0, 500)),
-            count: u32::try_from(rng.range(0, 3)).expect("small"),
+            amount: Money::from_cents(rng.between(0, 500)),
+            count: u32::try_from(rng.between(0, 3)).expect("small"),
         })
         .collect();
-    let cart: Vec<CartLine> = (0..rng.range(1, 4))
+    let cart: Vec<CartLine> = (0..rng.between(1, 4))
         .map(|idx| CartLine {
             sku: format!("SKU{idx}"),
             category: rng.pick(&AUDIT_LINE_CATEGORIES).to_string(),
             unit_price: Money::from_cents(rng.pick(&AUDIT_PRICES)),
-            qty: u32::try_from(rng.range(1, 4)).expect("small"),
+            qty: u32::try_from(rng.between(1, 4)).expect("small"),
         })
         .collect();
     Case {

@@ -10,26 +10,11 @@
 
 use std::path::Path;
 
+use shared::mix::SplitMix64 as Mix;
 use shared::wire::keys::PublicKey;
 use shared::wire::packet::Packet;
 use shared::wire::record::SignedRecord;
 use shared::wire::{harness, qr, snapshot, vectors};
-
-/// SplitMix64: small, fast, and the same sequence on every machine.
-struct Mix(u64);
-
-impl Mix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 /// Bytes that make decoders take unusual paths.
 const TOKENS: [&[u8]; 16] = [
@@ -52,50 +37,50 @@ const TOKENS: [&[u8]; 16] = [
 ];
 
 fn mutate(rng: &mut Mix, seeds: &[Vec<u8>]) -> Vec<u8> {
-    let mut data = seeds[rng.below(seeds.len())].clone();
+    let mut data = seeds[rng.index(seeds.len())].clone();
     // Mostly one change, so that many mutants stay close to valid.
-    let n_changes = if rng.below(3) == 0 {
-        2 + rng.below(3)
+    let n_changes = if rng.index(3) == 0 {
+        2 + rng.index(3)
     } else {
         1
     };
     for _ in 0..n_changes {
         let len = data.len();
-        match rng.below(7) {
+        match rng.index(7) {
             0 if len > 0 => {
-                let at = rng.below(len);
-                data[at] ^= 1 << rng.below(8);
+                let at = rng.index(len);
+                data[at] ^= 1 << rng.index(8);
             }
             1 if len > 0 => {
-                let at = rng.below(len);
-                data[at] = rng.next() as u8;
+                let at = rng.index(len);
+                data[at] = rng.next_u64() as u8;
             }
             2 if len > 0 => {
-                let at = rng.below(len);
-                let n = 1 + rng.below(16.min(len - at));
+                let at = rng.index(len);
+                let n = 1 + rng.index(16.min(len - at));
                 data.drain(at..at + n);
             }
             3 => {
-                let at = rng.below(len + 1);
-                let token = TOKENS[rng.below(TOKENS.len())];
+                let at = rng.index(len + 1);
+                let token = TOKENS[rng.index(TOKENS.len())];
                 data.splice(at..at, token.iter().copied());
             }
-            4 => data.truncate(rng.below(len + 1)),
+            4 => data.truncate(rng.index(len + 1)),
             5 if len > 0 => {
                 // Duplicate a slice in place: repeated members, lines, records.
-                let from = rng.below(len);
-                let n = 1 + rng.below(64.min(len - from));
+                let from = rng.index(len);
+                let n = 1 + rng.index(64.min(len - from));
                 let piece = data[from..from + n].to_vec();
-                let at = rng.below(len + 1);
+                let at = rng.index(len + 1);
                 data.splice(at..at, piece);
             }
             _ => {
                 // Splice in a piece of another seed.
-                let other = &seeds[rng.below(seeds.len())];
+                let other = &seeds[rng.index(seeds.len())];
                 if !other.is_empty() {
-                    let from = rng.below(other.len());
-                    let n = 1 + rng.below(64.min(other.len() - from));
-                    let at = rng.below(len + 1);
+                    let from = rng.index(other.len());
+                    let n = 1 + rng.index(64.min(other.len() - from));
+                    let at = rng.index(len + 1);
                     data.splice(at..at, other[from..from + n].iter().copied());
                 }
             }

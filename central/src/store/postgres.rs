@@ -1515,6 +1515,41 @@ async fn head_in_database(
 /// its statements allows: statements that need no earlier answer are sent
 /// together (the server runs them in the order sent), and every statement
 /// is prepared once per connection.
+/// Keeps the packet's records at `indices` as evidence (forks, bad
+/// signatures) with `sql`: terminal, seq, hash, body, sig, packet, then
+/// `received_at` when given. Evidence is never overwritten, so a replay
+/// adds nothing.
+async fn insert_evidence(
+    tx: &deadpool_postgres::Transaction<'_>,
+    packet: &IncomingPacket,
+    indices: &[usize],
+    sql: &str,
+    received_at: Option<&String>,
+) -> StoreResult<()> {
+    use tokio_postgres::types::ToSql;
+    if indices.is_empty() {
+        return Ok(());
+    }
+    let insert = tx.prepare_cached(sql).await?;
+    for idx in indices {
+        let record = &packet.records[*idx];
+        let seq = to_i64(record.seq);
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &packet.terminal,
+            &seq,
+            &record.hash,
+            &record.body,
+            &record.sig,
+            &packet.id,
+        ];
+        if let Some(received_at) = &received_at {
+            params.push(received_at);
+        }
+        tx.execute(&insert, &params).await?;
+    }
+    Ok(())
+}
+
 async fn ingest_packet(
     tx: deadpool_postgres::Transaction<'_>,
     packet: &IncomingPacket,
@@ -1570,55 +1605,26 @@ async fn ingest_packet(
     if !decided.inserts.is_empty() {
         copy_records(&tx, packet, &decided.inserts).await?;
     }
-    if !decided.forks.is_empty() {
-        let insert = tx
-            .prepare_cached(
-                "INSERT INTO forks (terminal, seq, hash, body, sig, packet) VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (terminal, seq, hash) DO NOTHING",
-            )
-            .await?;
-        for idx in &decided.forks {
-            let record = &packet.records[*idx];
-            tx.execute(
-                &insert,
-                &[
-                    &packet.terminal,
-                    &to_i64(record.seq),
-                    &record.hash,
-                    &record.body,
-                    &record.sig,
-                    &packet.id,
-                ],
-            )
-            .await?;
-        }
-    }
-    if !decided.bad_signatures.is_empty() {
-        let insert = tx
-            .prepare_cached(
-                "INSERT INTO bad_signatures (terminal, seq, hash, body, sig, packet, received_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (terminal, seq, hash, sig) DO NOTHING",
-            )
-            .await?;
-        let received_at = packet.received_at.to_string();
-        for idx in &decided.bad_signatures {
-            let record = &packet.records[*idx];
-            tx.execute(
-                &insert,
-                &[
-                    &packet.terminal,
-                    &to_i64(record.seq),
-                    &record.hash,
-                    &record.body,
-                    &record.sig,
-                    &packet.id,
-                    &received_at,
-                ],
-            )
-            .await?;
-        }
-    }
+    insert_evidence(
+        &tx,
+        packet,
+        &decided.forks,
+        "INSERT INTO forks (terminal, seq, hash, body, sig, packet) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (terminal, seq, hash) DO NOTHING",
+        None,
+    )
+    .await?;
+    let received_at = packet.received_at.to_string();
+    insert_evidence(
+        &tx,
+        packet,
+        &decided.bad_signatures,
+        "INSERT INTO bad_signatures (terminal, seq, hash, body, sig, packet, received_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (terminal, seq, hash, sig) DO NOTHING",
+        Some(&received_at),
+    )
+    .await?;
     if !decided.resolved.is_empty() {
         let update = tx
             .prepare_cached(

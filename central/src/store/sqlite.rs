@@ -1440,6 +1440,40 @@ fn upsert_usage(
     )
 }
 
+/// Keeps the packet's records at `indices` as evidence (forks, bad
+/// signatures) with `sql`: terminal, seq, hash, body, sig, packet, then
+/// `received_at` when given. Evidence is never overwritten, so a replay
+/// adds nothing.
+fn insert_evidence(
+    tx: &Transaction<'_>,
+    packet: &IncomingPacket,
+    indices: &[usize],
+    sql: &str,
+    received_at: Option<&String>,
+) -> StoreResult<()> {
+    if indices.is_empty() {
+        return Ok(());
+    }
+    let mut insert = tx.prepare_cached(sql)?;
+    for idx in indices {
+        let record = &packet.records[*idx];
+        let seq = to_i64(record.seq);
+        let mut values: Vec<&dyn rusqlite::ToSql> = vec![
+            &packet.terminal,
+            &seq,
+            &record.hash,
+            &record.body,
+            &record.sig,
+            &packet.id,
+        ];
+        if let Some(received_at) = &received_at {
+            values.push(received_at);
+        }
+        insert.execute(values.as_slice())?;
+    }
+    Ok(())
+}
+
 fn ingest_packet(tx: &Transaction<'_>, packet: IncomingPacket) -> StoreResult<IngestAnswer> {
     let acked: Option<i64> = tx
         .query_row(
@@ -1483,38 +1517,23 @@ fn ingest_packet(tx: &Transaction<'_>, packet: IncomingPacket) -> StoreResult<In
     }
     let decided = plan::plan(&packet.records, &known, seen_before);
     insert_records(tx, &packet, &decided.inserts)?;
-    let mut fork = tx.prepare_cached(
+    insert_evidence(
+        tx,
+        &packet,
+        &decided.forks,
         "INSERT INTO forks (terminal, seq, hash, body, sig, packet) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (terminal, seq, hash) DO NOTHING",
+        None,
     )?;
-    for idx in &decided.forks {
-        let record = &packet.records[*idx];
-        fork.execute(params![
-            packet.terminal,
-            to_i64(record.seq),
-            record.hash,
-            record.body,
-            record.sig,
-            packet.id
-        ])?;
-    }
-    let mut evidence = tx.prepare_cached(
+    insert_evidence(
+        tx,
+        &packet,
+        &decided.bad_signatures,
         "INSERT INTO bad_signatures (terminal, seq, hash, body, sig, packet, received_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (terminal, seq, hash, sig) DO NOTHING",
+        Some(&packet.received_at.to_string()),
     )?;
-    for idx in &decided.bad_signatures {
-        let record = &packet.records[*idx];
-        evidence.execute(params![
-            packet.terminal,
-            to_i64(record.seq),
-            record.hash,
-            record.body,
-            record.sig,
-            packet.id,
-            packet.received_at.to_string()
-        ])?;
-    }
     let mut resolve = tx.prepare_cached(
         "UPDATE records SET outcome = ?3, reason = ?4, resolved_by = ?5
          WHERE terminal = ?1 AND seq = ?2 AND outcome = 'held'",

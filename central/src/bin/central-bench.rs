@@ -286,19 +286,28 @@ async fn bench_backend(
         .collect();
     // Also the CPU time it takes, per record: unlike rates, CPU time
     // hardly depends on what else the shared machine runs at the moment.
-    let verify_all = || {
+    // `ring` one signature at a time is the ceiling's definition; `batched`
+    // is the verifier ingestion uses, measured the same way for comparison.
+    let verify_all = |batched: bool| {
         let cpu_before = process_cpu_secs();
         let started = Instant::now();
         let verified: usize = decoded
             .par_iter()
             .map(|packet| {
                 let key = keys[packet.body.terminal.as_str()];
-                packet
-                    .body
-                    .records
-                    .iter()
-                    .filter(|r| r.verify_signature(&key).is_ok())
-                    .count()
+                if batched {
+                    central::ingest::verify_records(packet, &key)
+                        .iter()
+                        .filter(|ok| **ok)
+                        .count()
+                } else {
+                    packet
+                        .body
+                        .records
+                        .iter()
+                        .filter(|r| ring_verify(&key, r))
+                        .count()
+                }
             })
             .sum();
         let rate = verified as f64 / started.elapsed().as_secs_f64();
@@ -308,10 +317,15 @@ async fn bench_backend(
     // Measured before and after ingestion, and the higher rate kept: the
     // machine is shared, and a ceiling measured in a busy moment would
     // flatter the ratio.
-    let (verified, verify_rate_before, verify_cpu_before) = verify_all();
+    let (verified, verify_rate_before, verify_cpu_before) = verify_all(false);
     anyhow::ensure!(
         verified == n_records,
         "only {verified} of {n_records} signatures verified"
+    );
+    let (verified, batch_rate_before, batch_cpu_before) = verify_all(true);
+    anyhow::ensure!(
+        verified == n_records,
+        "only {verified} of {n_records} signatures verified in batches"
     );
 
     // --- ingestion through the real pipeline --------------------------------
@@ -386,16 +400,21 @@ async fn bench_backend(
         accepted == n_records,
         "only {accepted} of {n_records} records accepted"
     );
-    let (_, verify_rate_after, verify_cpu_after) = verify_all();
+    let (_, verify_rate_after, verify_cpu_after) = verify_all(false);
     let verify_rate = verify_rate_before.max(verify_rate_after);
     let verify_cpu = verify_cpu_before.min(verify_cpu_after);
+    let (_, batch_rate_after, batch_cpu_after) = verify_all(true);
+    let batch_rate = batch_rate_before.max(batch_rate_after);
+    let batch_cpu = batch_cpu_before.min(batch_cpu_after);
     let ingest_cpu_us = ingest_cpu * 1e6 / n_records as f64;
     println!(
         "{name}: ring verify on all cores: {verify_rate_before:.0}/s before ingestion, \
-         {verify_rate_after:.0}/s after; CPU per record: verify {verify_cpu:.1} µs, \
-         ingestion {ingest_cpu_us:.1} µs in this process ({:.0} %: the share of the ceiling \
-         ingestion reaches with every core busy and nothing else running)",
-        100.0 * verify_cpu / ingest_cpu_us
+         {verify_rate_after:.0}/s after; CPU per record: ring verify {verify_cpu:.1} µs, \
+         ingestion {ingest_cpu_us:.1} µs in this process, batched verification included"
+    );
+    println!(
+        "{name}: batched verify (what ingestion uses) on all cores: {batch_rate_before:.0}/s \
+         before ingestion, {batch_rate_after:.0}/s after; CPU per record {batch_cpu:.1} µs"
     );
 
     // --- ceiling (a): raw insert of the same rows ---------------------------
@@ -453,6 +472,15 @@ async fn bench_backend(
          ceiling {ceiling:.0}/s = min(raw insert {insert_rate:.0}/s, ring verify on all cores {verify_rate:.0}/s); \
          {:.0} % of ceiling",
         100.0 * ingest_rate / ceiling
+    );
+    // The issue's ceiling assumes one-by-one verification; with the batched
+    // verifier the same definition gives a higher ceiling, printed too so
+    // that the ratio is not read as more than it is.
+    let batch_ceiling = insert_rate.min(batch_rate);
+    println!(
+        "{name}: against min(raw insert {insert_rate:.0}/s, batched verify on all cores \
+         {batch_rate:.0}/s) = {batch_ceiling:.0}/s: {:.0} %",
+        100.0 * ingest_rate / batch_ceiling
     );
 
     // --- snapshots ------------------------------------------------------------
@@ -800,4 +828,15 @@ fn copy_escape(field: &str) -> String {
         }
     }
     out
+}
+
+/// ring's own verification, one signature at a time: the ceiling's term as
+/// the benchmark's goal defines it.
+fn ring_verify(
+    key: &shared::wire::keys::PublicKey,
+    record: &shared::wire::record::SignedRecord,
+) -> bool {
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, key.0)
+        .verify(record.canonical_body(), &record.sig.0)
+        .is_ok()
 }

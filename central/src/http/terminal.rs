@@ -58,6 +58,13 @@ pub async fn enrol(
     let request: EnrolRequest = parse_json(&body)?;
     let key = PublicKey::from_base64(&request.public_key)
         .map_err(|err| ApiError::bad_request("malformed", format!("public_key: {}", err.kind)))?;
+    // A small-order key would let anyone sign as this terminal.
+    if !shared::wire::verify::acceptable_key(&key) {
+        return Err(ApiError::bad_request(
+            "malformed",
+            "public_key: not a usable Ed25519 key (not a canonical curve point, or of small order)",
+        ));
+    }
     // An empty label keeps the one the merchant gave when creating the terminal.
     let label = request
         .label

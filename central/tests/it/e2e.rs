@@ -73,6 +73,25 @@ async fn enrol_sync_sell_upload(db: TestDb) {
             .json(&serde_json::json!({"code": code, "public_key": key.public_key().to_base64(), "label": ""}))
             .send()
     };
+    // The neutral point as a key would let anyone sign as the terminal:
+    // refused, and the code stays unused.
+    let mut neutral = [0u8; 32];
+    neutral[0] = 1;
+    let refused = server
+        .http
+        .post(format!("{}/api/v1/enrol", server.base))
+        .json(&serde_json::json!({"code": code, "public_key": PublicKey(neutral).to_base64()}))
+        .send()
+        .await
+        .expect("enrol with a small-order key");
+    assert_eq!(refused.status().as_u16(), 400);
+    let refused: serde_json::Value = refused.json().await.expect("JSON");
+    assert!(
+        refused
+            .to_string()
+            .contains("public_key: not a usable Ed25519 key"),
+        "{refused}"
+    );
     let answer = enrol(code.clone()).await.expect("enrol");
     assert_eq!(answer.status().as_u16(), 200);
     let answer: serde_json::Value = answer.json().await.expect("JSON");

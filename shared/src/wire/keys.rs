@@ -1,4 +1,5 @@
-//! Ed25519 keys (ring), key ids and SHA-256 hashes.
+//! Ed25519 keys (signing with ring; verification in [`super::verify`]),
+//! key ids and SHA-256 hashes.
 //!
 //! A key id is the first 8 bytes of SHA-256 of the 32-byte public key, in
 //! lowercase hex (16 characters): short enough for headers, and it names
@@ -7,7 +8,7 @@
 use std::fmt;
 
 use base64::Engine;
-use ring::signature::{self, Ed25519KeyPair, KeyPair};
+use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::error::{WireError, WireErrorKind};
@@ -168,11 +169,13 @@ impl PublicKey {
         })?;
         Ok(PublicKey(array))
     }
-    /// Verifies `signature` over `message`.
+    /// Verifies `signature` over `message` (the rules are in [`super::verify`]).
     pub fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), WireError> {
-        signature::UnparsedPublicKey::new(&signature::ED25519, &self.0)
-            .verify(message, &signature.0)
-            .map_err(|_| WireError::new("", WireErrorKind::BadSignature))
+        if super::verify::verify_one(self, message, signature) {
+            Ok(())
+        } else {
+            Err(WireError::new("", WireErrorKind::BadSignature))
+        }
     }
 }
 

@@ -3,7 +3,8 @@
 //! vendors in `docs/wire.md`, with vectors in `docs/vectors/`.
 //!
 //! - [`canonical`]: canonical JSON (RFC 8785 subset) — the bytes that are hashed and signed.
-//! - [`keys`]: Ed25519 keys (ring), key ids, SHA-256 hashes.
+//! - [`keys`]: Ed25519 keys (signing with ring), key ids, SHA-256 hashes.
+//! - [`verify`]: Ed25519 verification, single and batched, with one set of rules.
 //! - [`record`]: the signed, hash-chained transaction record.
 //! - [`packet`]: a signed run of one terminal's records (terminal → central).
 //! - [`chain`]: verification of records, packets and chains (gaps, forks).
@@ -28,6 +29,7 @@ pub mod qr;
 pub mod record;
 pub mod snapshot;
 pub mod vectors;
+pub mod verify;
 
 mod error;
 pub use error::{WireError, WireErrorKind};

@@ -355,3 +355,57 @@ async fn a_bad_signature_leaves_its_seq_to_the_genuine_record(db: TestDb) {
     server.stop().await;
 }
 store_test!(a_bad_signature_leaves_its_seq_to_the_genuine_record);
+
+// Goal: in a packet larger than one signature batch, exactly the record
+// whose signature is bad is flagged, whichever batch it falls in; the next
+// one waits for its seq, as for a gap; the others are accepted. Method: 300
+// records (three batches of up to 128), one bit of one signature flipped
+// at the first record of the second batch.
+async fn a_bad_signature_in_a_large_packet_is_found_exactly(db: TestDb) {
+    let world = World::new(db, 10, 0).await;
+    let mut till = world.terminal("canteen", "meal").await;
+    let mut records: Vec<SignedRecord> = (0..300)
+        .map(|n| {
+            till.sale(
+                &pupil(n % 10, &world),
+                &["riga-lunch"],
+                lunch("2.50"),
+                now(),
+            )
+        })
+        .collect();
+    let genuine = records[128].clone();
+    records[128].sig.0[40] ^= 1;
+    let first = ingest(&world, &till, records).await;
+    let expected: Vec<RecordAnswer> = (1..=300)
+        .map(|seq| match seq {
+            1..=128 => answer(seq, Outcome::Accepted, None),
+            129 => answer(seq, Outcome::Flagged, Some(Reason::BadSignature)),
+            130 => answer(seq, Outcome::Held, None),
+            _ => answer(seq, Outcome::Accepted, None),
+        })
+        .collect();
+    let differing: Vec<(&RecordAnswer, &RecordAnswer)> = first
+        .records
+        .iter()
+        .zip(&expected)
+        .filter(|(got, want)| got != want)
+        .collect();
+    assert_eq!(differing, [], "(answer, expected)");
+    assert_eq!(first.records.len(), 300);
+    assert_eq!(first.acked_through, 128);
+
+    let fixed = ingest(&world, &till, vec![genuine]).await;
+    assert_eq!(
+        fixed.records,
+        [answer(129, Outcome::Accepted, None)],
+        "the genuine record takes seq 129"
+    );
+    assert_eq!(
+        fixed.resolved,
+        [answer(130, Outcome::Accepted, None)],
+        "and releases 130, which waited for it"
+    );
+    assert_eq!(fixed.acked_through, 300);
+}
+store_test!(a_bad_signature_in_a_large_packet_is_found_exactly);

@@ -266,6 +266,17 @@ mod tests {
         assert_eq!(batch, single);
         let invalid: Vec<usize> = (0..items.len()).filter(|&i| !batch[i]).collect();
         assert_eq!(invalid, vec![3, 10, 17, 25]);
+        // Each damage alone among valid signatures: the batch equation
+        // itself must refuse it (above, the others would fail it anyway).
+        for bad in [3, 10, 17, 25] {
+            let mut alone: Vec<Signed<'_>> = items[..3].to_vec();
+            alone.push(items[bad]);
+            assert_eq!(
+                verify_batch(&alone, rand::thread_rng()),
+                vec![true, true, true, false],
+                "damage at {bad}"
+            );
+        }
         // And all valid: nothing refused.
         let good: Vec<Signed<'_>> = items
             .iter()

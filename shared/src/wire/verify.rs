@@ -75,11 +75,12 @@ pub fn verify_one(key: &PublicKey, message: &[u8], signature: &Signature) -> boo
 
 /// Checks every item; `true` where [`verify_one`] would say `true`.
 ///
-/// All items are checked together first (random weights from `rng`, so a
-/// signer cannot arrange for errors to cancel out); only when that fails is
-/// each one checked alone, to name the invalid ones. The cost is then that
-/// of the single checks on top, which only a faulty or hostile terminal
-/// causes.
+/// All items are checked together first, each term weighted by a random
+/// 128-bit scalar from `rng`, so that a signer cannot arrange for errors to
+/// cancel out: a batch holding an invalid signature passes with probability
+/// at most 2^-128. Only when the batch fails is each one checked alone, to
+/// name the invalid ones; the cost is then that of the single checks on
+/// top, which only a faulty or hostile terminal causes.
 pub fn verify_batch<R: RngCore + CryptoRng>(items: &[Signed<'_>], rng: R) -> Vec<bool> {
     let mut valid = vec![true; items.len()];
     // Items usually share one key: each distinct key is checked once.

@@ -26,7 +26,7 @@ use shared::rules::{evaluate, QuoteInput};
 use shared::wire::keys::PublicKey;
 use shared::wire::packet::Packet;
 use shared::wire::record::{BenefitRef, QuoteInputs, RecordBody, RecordKind, SignedRecord};
-use shared::wire::verify::{verify_batch, Signed};
+use shared::wire::verify;
 use shared::wire::WireError;
 
 use crate::metrics::Metrics;
@@ -370,30 +370,17 @@ pub fn check_packet(
     check_verified_packet(packet, &signatures, merchant, known)
 }
 
-/// Records per signature batch: large enough that a batch costs about a
-/// fifth of single checks, small enough that a packet of 1,000 still spreads
-/// over every core.
-const VERIFY_BATCH: usize = 128;
-
-/// Verifies every record signature of a packet, in batches on the rayon
-/// pool: `true` where it verifies (exactly as a single check would say, see
-/// `shared::wire::verify`). The expensive part of ingestion, and the only
-/// part that needs nothing from the store.
+/// Verifies every record signature of a packet, in batches of
+/// [`verify::BATCH`] on the rayon pool: `true` where it verifies (exactly
+/// as a single check would say, see `shared::wire::verify`). The expensive
+/// part of ingestion, and the only part that needs nothing from the store.
 pub fn verify_records(packet: &Packet, terminal_key: &PublicKey) -> Vec<bool> {
     packet
         .body
         .records
-        .par_chunks(VERIFY_BATCH)
+        .par_chunks(verify::BATCH)
         .flat_map_iter(|chunk| {
-            let items: Vec<Signed<'_>> = chunk
-                .iter()
-                .map(|record| Signed {
-                    key: terminal_key,
-                    message: record.canonical_body(),
-                    signature: &record.sig,
-                })
-                .collect();
-            verify_batch(&items, rand::thread_rng())
+            SignedRecord::verify_signatures(chunk, terminal_key, rand::thread_rng())
         })
         .collect()
 }

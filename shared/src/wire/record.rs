@@ -12,11 +12,13 @@
 //! social status: there is no field for one, and unknown fields are refused.
 
 use jiff::Timestamp;
+use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 
 use super::canonical::{self, StrictValue};
 use super::error::{path_at, WireError, WireErrorKind};
 use super::keys::{Hash, PublicKey, Signature, SigningKey};
+use super::verify::{verify_batch, Signed};
 use crate::model::{CartLine, Grant, HistoryEntry, Quote};
 
 pub const RECORD_VERSION: u32 = 1;
@@ -194,6 +196,27 @@ impl SignedRecord {
                 WireErrorKind::BadSignature,
             )
         })
+    }
+
+    /// Checks the signatures of `records`, all by `key`, as one batch
+    /// ([`super::verify::verify_batch`], whose random weights come from
+    /// `rng`): `true` where [`verify_signature`](Self::verify_signature)
+    /// would say `Ok`. Callers split a packet into chunks of
+    /// [`super::verify::BATCH`].
+    pub fn verify_signatures<R: RngCore + CryptoRng>(
+        records: &[SignedRecord],
+        key: &PublicKey,
+        rng: R,
+    ) -> Vec<bool> {
+        let items: Vec<Signed<'_>> = records
+            .iter()
+            .map(|record| Signed {
+                key,
+                message: &record.canonical_body,
+                signature: &record.sig,
+            })
+            .collect();
+        verify_batch(&items, rng)
     }
 
     /// `{"body":…,"sig":"…"}` in canonical JSON.
